@@ -1,0 +1,206 @@
+"""Configuration: links, endpoints, credentials and every timing default.
+
+Defaults follow `shared/design/ARCHITECTURE.md` ("Links, timers and defaults"); each is overridable.
+Secrets live only in `Credentials`, whose repr never shows them.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._errors import LocalProtocolError
+
+__all__ = [
+    "CATEGORIES",
+    "Config",
+    "Credentials",
+    "Endpoints",
+    "Environment",
+    "Link",
+    "Timings",
+]
+
+Environment = Literal["mainnet", "testnet", "demo"]
+CATEGORIES: tuple[str, ...] = ("linear", "inverse", "spot", "option")
+
+
+class Link(enum.StrEnum):
+    """One WebSocket connection: a public link per category, and the private link."""
+
+    LINEAR = "linear"
+    INVERSE = "inverse"
+    SPOT = "spot"
+    OPTION = "option"
+    PRIVATE = "private"
+
+    @property
+    def is_public(self) -> bool:
+        return self is not Link.PRIVATE
+
+
+class Credentials:
+    """An API key and secret. The secret never appears in a repr, str, event or URL.
+
+    Only HMAC-SHA256 signatures made with it leave this object (`sign`).
+    """
+
+    __slots__ = ("__secret", "api_key")
+
+    def __init__(self, api_key: str, api_secret: str) -> None:
+        if not api_key or not api_secret:
+            raise LocalProtocolError(
+                "Credentials need a non-empty api_key and api_secret "
+                "(set BYBIT_API_KEY / BYBIT_API_SECRET, or leave credentials=None for public data only)"
+            )
+        self.api_key = api_key
+        self.__secret = api_secret.encode()
+
+    def sign(self, message: str) -> str:
+        """Lower-case hex HMAC-SHA256 of `message` keyed with the secret (BYBIT_V5.md section 2)."""
+        return hmac.new(self.__secret, message.encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={mask(self.api_key)!r}, api_secret='***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return self.api_key == other.api_key and hmac.compare_digest(self.__secret, other.__secret)
+
+    def __hash__(self) -> int:
+        return hash(self.api_key)
+
+    def __reduce__(self) -> str:  # pickling would copy the secret somewhere we cannot see
+        raise TypeError("Credentials cannot be pickled")
+
+
+def mask(value: str) -> str:
+    """Show just enough of an API key to tell keys apart in logs: 'AbCd…(18)'."""
+    return f"{value[:4]}…({len(value)})" if len(value) > 4 else "***"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Endpoints:
+    """Where the links and the REST API live. Use the constructors, or `custom()` for loopback tests."""
+
+    public_base: str = "wss://stream.bybit.com"
+    private_base: str = "wss://stream.bybit.com"
+    rest_base: str = "https://api.bybit.com"
+
+    @classmethod
+    def for_environment(cls, environment: Environment) -> Endpoints:
+        if environment == "mainnet":
+            return cls()
+        if environment == "testnet":
+            return cls(
+                public_base="wss://stream-testnet.bybit.com",
+                private_base="wss://stream-testnet.bybit.com",
+                rest_base="https://api-testnet.bybit.com",
+            )
+        if environment == "demo":
+            # Demo trading has private streams only; public data is mainnet's (BYBIT_V5.md section 1).
+            return cls(private_base="wss://stream-demo.bybit.com", rest_base="https://api-demo.bybit.com")
+        raise LocalProtocolError(f"unknown environment {environment!r}: use 'mainnet', 'testnet' or 'demo'")
+
+    @classmethod
+    def custom(cls, ws_base: str, rest_base: str | None = None) -> Endpoints:
+        """One base for every link, e.g. `Endpoints.custom("ws://127.0.0.1:8765")` for the FakeExchange."""
+        if not ws_base.startswith(("ws://", "wss://")):
+            raise LocalProtocolError(f"ws_base must start with ws:// or wss://, got {ws_base!r}")
+        ws_base = ws_base.rstrip("/")
+        if rest_base is None:
+            rest_base = "http" + ws_base[2:]
+        return cls(public_base=ws_base, private_base=ws_base, rest_base=rest_base.rstrip("/"))
+
+    def public_url(self, category: str) -> str:
+        return f"{self.public_base}/v5/public/{category}"
+
+    def private_url(self, max_active_time: int | None = None) -> str:
+        url = f"{self.private_base}/v5/private"
+        if max_active_time is not None:
+            url += f"?max_active_time={max_active_time}s"
+        return url
+
+    def url(self, link: Link, max_active_time: int | None = None) -> str:
+        return self.private_url(max_active_time) if link is Link.PRIVATE else self.public_url(link.value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timings:
+    """Every timer of the core, in seconds unless the name says otherwise."""
+
+    ping_interval: float = 20.0  # Bybit asks for a JSON ping every 20 s
+    pong_timeout: float = 10.0  # half-open links are found within ping_interval + pong_timeout
+    handshake_timeout: float = 10.0  # TCP/TLS up -> HTTP 101
+    ack_timeout: float = 10.0  # auth and subscribe acks
+    auth_expires_ms: int = 10_000  # now + 1 s fails on small clock skew (pybit#300)
+    backoff_base: float = 0.5  # redial: base * 2**n, full jitter
+    backoff_cap: float = 30.0
+    auth_backoff_base: float = 60.0  # a refused key backs off to minutes, never a tight loop
+    auth_backoff_cap: float = 900.0
+    dial_budget: int = 450  # dials per window per host; Bybit allows 500 per 5 minutes
+    dial_window: float = 300.0
+    max_active_time: int | None = None  # private URL parameter, 30..600 s
+    ticker_release_grace: float = 30.0
+    stale_mark_after: float = 5.0
+    mark_min_interval: float = 0.0  # >0 conflates mark-only PositionUpdates per position
+    snapshot_backoff_base: float = 1.0
+    snapshot_backoff_cap: float = 60.0
+    rest_recv_window_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.max_active_time is not None and not 30 <= self.max_active_time <= 600:
+            raise LocalProtocolError(
+                f"max_active_time must be between 30 and 600 seconds (Bybit's range), got {self.max_active_time}"
+            )
+        for name in ("ping_interval", "pong_timeout", "handshake_timeout", "ack_timeout", "backoff_base"):
+            if getattr(self, name) <= 0:
+                raise LocalProtocolError(f"Timings.{name} must be positive")
+        if self.dial_budget < 1 or self.dial_budget >= 500:
+            raise LocalProtocolError("Timings.dial_budget must be between 1 and 499 (Bybit allows 500 per 5 min)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Config:
+    """What the core connects to and how.
+
+    Args:
+        categories: public links to open at start (more open on demand when a topic needs them).
+        credentials: enables the private link, position tracking and the REST snapshot.
+        environment: "mainnet", "testnet" or "demo"; ignored when `endpoints` is given.
+        endpoints: explicit URLs, e.g. `Endpoints.custom("ws://127.0.0.1:8765")`.
+        topics: user topics subscribed from the start (public ones need a single configured category,
+            or use `HybridCore.subscribe(topic, category=...)`).
+        private_topics: subscribed on the private link after auth.
+        position_categories: categories whose positions are tracked and snapshotted over REST.
+        settle_coins: settle coins asked for when snapshotting linear positions (REST requires one).
+        seed: seeds the only random source (redial jitter).
+    """
+
+    categories: tuple[str, ...] = ("linear",)
+    credentials: Credentials | None = None
+    environment: Environment = "mainnet"
+    endpoints: Endpoints | None = None
+    topics: tuple[str, ...] = ()
+    private_topics: tuple[str, ...] = ("position", "order", "execution", "wallet")
+    position_categories: tuple[str, ...] = ("linear", "inverse")
+    settle_coins: tuple[str, ...] = ("USDT", "USDC")
+    timings: Timings = field(default_factory=Timings)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for category in (*self.categories, *self.position_categories):
+            if category not in CATEGORIES:
+                raise LocalProtocolError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
+        if isinstance(self.categories, str) or isinstance(self.topics, str):
+            raise LocalProtocolError("categories and topics are tuples of strings, e.g. categories=('linear',)")
+
+    @property
+    def urls(self) -> Endpoints:
+        return self.endpoints if self.endpoints is not None else Endpoints.for_environment(self.environment)

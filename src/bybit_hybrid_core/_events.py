@@ -1,0 +1,379 @@
+"""The core's output vocabulary: events for the application, actions for the adapter.
+
+Everything here is a small frozen msgspec Struct (h11/h2 style). Events are nouns or past tense; actions
+are imperative verbs. Events are tagged with their class name, so `msgspec.json.encode(event)` gives a
+self-describing JSON object (the CLI's NDJSON output relies on this).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from ._codec import (
+    ExecutionRow,
+    FastExecutionRow,
+    GreeksRow,
+    Kline,
+    Liquidation,
+    OrderRow,
+    PublicTrade,
+    TickerData,
+    TopicMessage,
+    WalletRow,
+)
+from ._config import Link
+
+__all__ = [
+    "Action",
+    "AuthFailed",
+    "Authenticated",
+    "Dial",
+    "Event",
+    "ExecutionUpdate",
+    "FastExecutionUpdate",
+    "FetchPositions",
+    "GreeksUpdate",
+    "HandshakeRefused",
+    "Hangup",
+    "KlineUpdate",
+    "Level",
+    "Liquidations",
+    "LinkConnected",
+    "LinkDown",
+    "LinkUp",
+    "OrderUpdate",
+    "OrderbookUpdate",
+    "Output",
+    "Position",
+    "PositionClosed",
+    "PositionKey",
+    "PositionOpened",
+    "PositionUpdate",
+    "PositionsSynced",
+    "ProtocolProblem",
+    "PublicTrades",
+    "RestRequest",
+    "Send",
+    "SnapshotFailed",
+    "Subscribed",
+    "SubscriptionFailed",
+    "TickerUpdate",
+    "TopicData",
+    "Unsubscribed",
+    "WalletUpdate",
+]
+
+PositionKey = tuple[str, str, int]
+"""(category, symbol, positionIdx): 0 one-way, 1 hedge Buy leg, 2 hedge Sell leg."""
+
+Level = tuple[Decimal, Decimal]
+"""(price, size) of one order book level."""
+
+
+# --------------------------------------------------------------------------------------------- actions
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Something the adapter must do, in the order given."""
+
+    link: Link
+
+
+class Dial(Action):
+    """Open TCP (+ TLS for wss://) to `url`'s host, then call `core.connected(link, now)`."""
+
+    url: str
+
+
+class Send(Action):
+    """Write these bytes to the link's socket."""
+
+    data: bytes
+
+
+class Hangup(Action):
+    """Close the link's socket (the core has already sent a close frame where one was due)."""
+
+    reason: str
+
+
+_SECRET_HEADERS = frozenset({"X-BAPI-API-KEY", "X-BAPI-SIGN"})
+
+
+class RestRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A fully signed HTTP request. `headers` hold the API key and signature; repr masks them."""
+
+    id: int
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    category: str
+    cursor: str = ""
+    settle_coin: str = ""
+
+    def __repr__(self) -> str:
+        shown = tuple((k, "***" if k in _SECRET_HEADERS else v) for k, v in self.headers)
+        return (
+            f"RestRequest(id={self.id}, method={self.method!r}, url={self.url!r}, headers={shown!r}, "
+            f"category={self.category!r}, cursor={self.cursor!r}, settle_coin={self.settle_coin!r})"
+        )
+
+
+class FetchPositions(Action):
+    """Perform `request` and hand the answer to `core.positions_snapshot(request, status, body, now)`.
+
+    On a transport failure call it with `status=0` and `body=b""`.
+    """
+
+    request: RestRequest
+    timeout: float = 10.0
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of everything the core reports. `at` is the `now` of the input that produced it."""
+
+    link: Link
+    at: float
+
+
+# links
+
+
+class LinkConnected(Event):
+    """The WebSocket handshake completed (HTTP 101). Private links still have to authenticate."""
+
+    url: str
+
+
+class LinkUp(Event):
+    """The link is usable: connected and, on the private link, authenticated."""
+
+
+class LinkDown(Event):
+    """The link is gone. `retry_in` is when the core will redial (None: it will not)."""
+
+    reason: str
+    retry_in: float | None
+
+
+class HandshakeRefused(Event):
+    """The server answered the upgrade with an HTTP status instead of 101 (403 is Bybit's geo-block)."""
+
+    status: int
+    reason: str
+    hint: str
+
+
+class Authenticated(Event):
+    """The private link's auth was accepted."""
+
+
+class AuthFailed(Event):
+    """The private link's auth was refused. The core backs off (`retry_in`) and tries again."""
+
+    reason: str
+    hint: str
+    retry_in: float
+
+
+class Subscribed(Event):
+    topics: tuple[str, ...]
+
+
+class Unsubscribed(Event):
+    topics: tuple[str, ...]
+
+
+class SubscriptionFailed(Event):
+    """The server refused `topic`. Reported once; the core does not retry it until asked again."""
+
+    topic: str
+    reason: str
+
+
+class ProtocolProblem(Event):
+    """The remote sent something the core could not use. Nothing was raised and no state was lost."""
+
+    detail: str
+    sample: str = ""
+
+
+# market data
+
+
+class TickerUpdate(Event):
+    """The merged ticker after a snapshot or a delta. Fields never sent are `UNSET`; `None` = not applicable."""
+
+    category: str
+    symbol: str
+    ticker: TickerData
+    snapshot: bool
+    ts: int
+    cs: int | None = None
+
+
+class OrderbookUpdate(Event):
+    """One order book message applied. `bids`/`asks` are the levels the message carried (size 0 = removed);
+    the full book is `core.orderbook(...)`. `best_bid`/`best_ask` are after applying."""
+
+    category: str
+    symbol: str
+    depth: int
+    snapshot: bool
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    best_bid: Level | None
+    best_ask: Level | None
+    u: int
+    seq: int
+    ts: int
+    cts: int | None = None
+
+
+class PublicTrades(Event):
+    category: str
+    topic: str
+    trades: tuple[PublicTrade, ...]
+
+
+class KlineUpdate(Event):
+    category: str
+    topic: str
+    candles: tuple[Kline, ...]
+
+
+class Liquidations(Event):
+    category: str
+    topic: str
+    liquidations: tuple[Liquidation, ...]
+
+
+class TopicData(Event):
+    """A topic with no dedicated event (e.g. dcp, insurance, system.status): the decoded message."""
+
+    topic: str
+    message: TopicMessage
+
+
+# account data
+
+
+class OrderUpdate(Event):
+    order: OrderRow
+
+
+class ExecutionUpdate(Event):
+    execution: ExecutionRow
+
+
+class FastExecutionUpdate(Event):
+    execution: FastExecutionRow
+
+
+class WalletUpdate(Event):
+    wallet: WalletRow
+
+
+class GreeksUpdate(Event):
+    greeks: GreeksRow
+
+
+# the hybrid join
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    """A position as the exchange states it (no live mark): what `core.positions()` returns."""
+
+    category: str
+    symbol: str
+    position_idx: int
+    side: str  # "Buy" | "Sell"
+    size: Decimal
+    avg_price: Decimal
+    leverage: Decimal | None = None
+    liq_price: Decimal | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    trailing_stop: Decimal | None = None
+    position_status: str = "Normal"
+    seq: int = -1
+    updated_ms: int = 0
+
+    @property
+    def key(self) -> PositionKey:
+        return (self.category, self.symbol, self.position_idx)
+
+
+class PositionUpdate(Event):
+    """An open position priced at the live mark. Emitted when the position or its mark changes."""
+
+    category: str
+    symbol: str
+    position_idx: int
+    side: str
+    size: Decimal
+    avg_price: Decimal
+    mark_price: Decimal | None
+    mark_ts: int | None  # exchange ms of the ticker (or position message) the mark came from
+    mark_age: float | None  # seconds since that mark arrived
+    unrealised_pnl: Decimal | None
+    pnl_pct: Decimal | None  # unrealised PnL / (avg_price-based notional) * 100
+    liq_price: Decimal | None
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+    trailing_stop: Decimal | None
+    leverage: Decimal | None
+    seq: int
+    updated_ms: int
+    cause: Literal["position", "mark", "snapshot"]
+    stale: bool
+
+    @property
+    def key(self) -> PositionKey:
+        return (self.category, self.symbol, self.position_idx)
+
+
+class PositionOpened(Event):
+    position: Position
+    cause: Literal["position", "snapshot"]
+
+
+class PositionClosed(Event):
+    """The position went flat (or vanished from a REST snapshot). `position` is its last open state."""
+
+    position: Position
+    cause: Literal["position", "snapshot"]
+    seq: int
+
+
+class PositionsSynced(Event):
+    """A REST snapshot of `category` (all pages) was reconciled with the stream."""
+
+    category: str
+    open_positions: int
+
+
+class SnapshotFailed(Event):
+    """A REST snapshot request failed; the core retries after `retry_in` seconds."""
+
+    category: str
+    reason: str
+    retry_in: float
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+class Output(msgspec.Struct, frozen=True):
+    """What `HybridCore.poll()` returns: actions for the adapter, events for the application, and when
+    to call `tick()` next (None: only when input arrives)."""
+
+    actions: tuple[Action, ...]
+    events: tuple[Event, ...]
+    deadline: float | None

@@ -1,0 +1,47 @@
+"""Named deadlines (aioquic style): timers are data, not callbacks.
+
+The core keeps one `Deadlines` per owner; `earliest()` feeds `Output.deadline` and `due(now)` hands back
+the names whose time has come, earliest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+__all__ = ["Deadlines"]
+
+
+class Deadlines:
+    """A mapping of timer name to absolute monotonic time."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+
+    def set(self, name: str, when: float) -> None:
+        self._at[name] = when
+
+    def cancel(self, name: str) -> None:
+        self._at.pop(name, None)
+
+    def get(self, name: str) -> float | None:
+        return self._at.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._at
+
+    def earliest(self) -> float | None:
+        return min(self._at.values()) if self._at else None
+
+    def due(self, now: float) -> Iterator[str]:
+        """Pop and yield every timer whose deadline is at or before `now`, earliest first."""
+        while self._at:
+            name, when = min(self._at.items(), key=lambda item: item[1])
+            if when > now:
+                return
+            del self._at[name]
+            yield name
+
+    def clear(self) -> None:
+        self._at.clear()
