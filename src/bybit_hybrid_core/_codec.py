@@ -1,0 +1,239 @@
+"""The codec: one `decode()` for every inbound Bybit V5 frame, and the encoders for the ops we send.
+
+Theory of operation. Almost every frame is a topic message, so `decode` first looks for the top-level
+`"topic":"..."` with one regex, picks the typed decoder of that topic's family (built once, at import) and
+decodes the whole frame in a single pass. Only when that fails, or the frame has no topic, does it decode a
+permissive `Envelope` and classify it in the order of BYBIT_V5.md "Practical consequences" item 1:
+topic -> data; retCode/reqId -> trade reply; type COMMAND_RESP -> option subscribe ack; op -> control reply.
+The envelope pass also gives errors a correct name when the fast guess was wrong.
+
+Whatever the input, `decode` returns a `Message` or raises `DecodeError`, whose text says what was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from ._codec_control import (
+    AuthReply,
+    Envelope,
+    OpReply,
+    Pong,
+    SubscribeReply,
+    TradeReply,
+    classify_control,
+    encode_auth,
+    encode_ping,
+    encode_subscribe,
+    encode_unsubscribe,
+)
+from ._codec_fields import check_finite, dec_hook, explain
+from ._codec_private import (
+    ExecutionMessage,
+    ExecutionRow,
+    ExtraFee,
+    FastExecutionMessage,
+    FastExecutionRow,
+    GreeksMessage,
+    GreeksRow,
+    OrderMessage,
+    OrderRow,
+    PositionMessage,
+    PositionRow,
+    WalletCoin,
+    WalletMessage,
+    WalletRow,
+)
+from ._codec_public import (
+    Kline,
+    KlineMessage,
+    Liquidation,
+    LiquidationMessage,
+    OldLiquidationMessage,
+    OrderbookData,
+    OrderbookMessage,
+    PublicTrade,
+    PublicTradeMessage,
+    TickerData,
+    TickerMessage,
+)
+from ._errors import DecodeError
+
+__all__ = [
+    "AuthReply",
+    "ControlMessage",
+    "ExecutionMessage",
+    "ExecutionRow",
+    "ExtraFee",
+    "FastExecutionMessage",
+    "FastExecutionRow",
+    "GreeksMessage",
+    "GreeksRow",
+    "Kline",
+    "KlineMessage",
+    "Liquidation",
+    "LiquidationMessage",
+    "Message",
+    "OpReply",
+    "OrderMessage",
+    "OrderRow",
+    "OrderbookData",
+    "OrderbookMessage",
+    "OtherTopicMessage",
+    "Pong",
+    "PositionMessage",
+    "PositionRow",
+    "PublicTrade",
+    "PublicTradeMessage",
+    "SubscribeReply",
+    "TickerData",
+    "TickerMessage",
+    "TopicMessage",
+    "TradeReply",
+    "WalletCoin",
+    "WalletMessage",
+    "WalletRow",
+    "decode",
+    "encode_auth",
+    "encode_ping",
+    "encode_subscribe",
+    "encode_unsubscribe",
+]
+
+
+class OtherTopicMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A topic without a dedicated Struct (dcp, insurance, system.status, orderbook.rpi, ...): raw `data`."""
+
+    topic: str
+    type: str | None = None
+    ts: int | None = None
+    creation_time: int | None = msgspec.field(default=None, name="creationTime")
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+TopicMessage = (
+    TickerMessage
+    | OrderbookMessage
+    | PublicTradeMessage
+    | KlineMessage
+    | LiquidationMessage
+    | PositionMessage
+    | OrderMessage
+    | ExecutionMessage
+    | FastExecutionMessage
+    | WalletMessage
+    | GreeksMessage
+    | OtherTopicMessage
+)
+ControlMessage = AuthReply | Pong | SubscribeReply | OpReply | TradeReply
+Message = TopicMessage | ControlMessage
+
+
+def _decoder(typ: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(typ, dec_hook=dec_hook)
+
+
+# Topic families by the topic's first dot-separated word (BYBIT_V5.md §5, §6).
+_FAMILIES: dict[str, msgspec.json.Decoder[Any]] = {
+    "tickers": _decoder(TickerMessage),
+    "orderbook": _decoder(OrderbookMessage),
+    "publicTrade": _decoder(PublicTradeMessage),
+    "kline": _decoder(KlineMessage),
+    "allLiquidation": _decoder(LiquidationMessage),
+    "liquidation": _decoder(OldLiquidationMessage),
+    "position": _decoder(PositionMessage),
+    "order": _decoder(OrderMessage),
+    "execution": _decoder(ExecutionMessage),
+    "wallet": _decoder(WalletMessage),
+    "greeks": _decoder(GreeksMessage),
+}
+_FAST = _decoder(FastExecutionMessage)
+_OTHER = _decoder(OtherTopicMessage)
+_ENVELOPE = msgspec.json.Decoder(Envelope)
+
+_TOPIC_B = re.compile(rb'"topic"\s*:\s*"([^"\\]*)"')
+_TOPIC_S = re.compile(r'"topic"\s*:\s*"([^"\\]*)"')
+# Text that could hold a non-finite or absurdly scaled decimal: NaN/Infinity spellings, an exponent, or a
+# very long run of digits. Only then is the decoded message walked (see `check_finite`).
+_SUSPECT_B = re.compile(rb'(?i)nan|inf|[\d.]e[-+]?\d+["\],}\s]|\d{900}')
+_SUSPECT_S = re.compile(r'(?i)nan|inf|[\d.]e[-+]?\d+["\],}\s]|\d{900}')
+
+
+def _decoder_for(topic: str) -> msgspec.json.Decoder[Any]:
+    head, _, rest = topic.partition(".")
+    if head == "execution" and (rest == "fast" or rest.startswith("fast.")):
+        return _FAST
+    if head == "orderbook" and rest.startswith("rpi."):
+        return _OTHER  # the RPI book is a different product with its own level shape
+    return _FAMILIES.get(head, _OTHER)
+
+
+def _peek_topic(data: bytes | str) -> str | None:
+    if isinstance(data, str):
+        m = _TOPIC_S.search(data)
+        return m.group(1) if m else None
+    mb = _TOPIC_B.search(data)
+    return mb.group(1).decode("utf-8", "replace") if mb else None
+
+
+def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
+    if isinstance(msg, OldLiquidationMessage):
+        msg = msg.convert()
+    suspect = _SUSPECT_S.search(data) if isinstance(data, str) else _SUSPECT_B.search(data)
+    if suspect is not None:
+        bad = check_finite(msg)
+        if bad is not None:
+            raise DecodeError(f"{topic}: {bad}: expected a finite decimal of sensible scale")
+    result: TopicMessage = msg
+    return result
+
+
+def _decode(data: bytes | str) -> Message:
+    topic = _peek_topic(data)
+    if topic is not None:
+        try:
+            msg = _decoder_for(topic).decode(data)
+        except msgspec.DecodeError:
+            pass  # fall through: the envelope pass names the real topic and the real problem
+        else:
+            if msg.topic == topic:
+                return _finish(msg, data, topic)
+    try:
+        env = _ENVELOPE.decode(data)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(explain("frame", exc)) from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if env.topic is None:
+        return classify_control(env)
+    try:
+        msg = _decoder_for(env.topic).decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(explain(env.topic, exc)) from None
+    return _finish(msg, data, env.topic)
+
+
+def decode(data: bytes | str) -> Message:
+    """Decode one inbound WebSocket message (a text frame's payload) into a typed Struct.
+
+    Args:
+        data: the frame payload, as bytes (UTF-8) or str.
+
+    Returns:
+        A topic message (`TickerMessage`, `OrderbookMessage`, ..., `OtherTopicMessage`) or a control reply
+        (`AuthReply`, `Pong`, `SubscribeReply`, `OpReply`, `TradeReply`).
+
+    Raises:
+        DecodeError: for anything else, naming the topic and field at fault (e.g.
+            "tickers.BTCUSDT: data.markPrice: expected a decimal string") or "not JSON: ...".
+    """
+    try:
+        return _decode(data)
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        # Defence in depth: nothing but DecodeError may leave (ARCHITECTURE "the core's contract").
+        raise DecodeError(f"undecodable frame: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,219 @@
+"""Public topic messages (BYBIT_V5.md §5): tickers, orderbook, publicTrade, kline, allLiquidation.
+
+Every Struct is frozen with snake_case attributes; wire keys are camelCase (`rename="camel"`) or the single
+letters Bybit uses for trades and books (`T`, `s`, `S`, ...), named explicitly.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+from msgspec import UNSET, UnsetType, field
+
+from ._codec_fields import DecimalOrNone, IntOrNone, StrOrNone, TimeOrNone
+
+__all__ = [
+    "Kline",
+    "KlineMessage",
+    "Liquidation",
+    "LiquidationMessage",
+    "OldLiquidationMessage",
+    "OrderbookData",
+    "OrderbookMessage",
+    "PublicTrade",
+    "PublicTradeMessage",
+    "TickerData",
+    "TickerMessage",
+]
+
+_D = DecimalOrNone | UnsetType
+
+
+class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One ticker: a linear/inverse snapshot or delta, a spot ticker or an option ticker (§5 tickers).
+
+    Deltas carry only changed fields, so every field but `symbol` is `UNSET` when absent; `None` means Bybit
+    sent `""` (not applicable, e.g. `funding_rate` on dated futures). Merge a delta into the cached snapshot
+    with `msgspec.structs.replace(snapshot, **changed)`.
+    """
+
+    symbol: str
+    # linear / inverse (and partly spot)
+    tick_direction: StrOrNone | UnsetType = UNSET
+    price24h_pcnt: _D = UNSET
+    last_price: _D = UNSET
+    prev_price24h: _D = UNSET
+    high_price24h: _D = UNSET
+    low_price24h: _D = UNSET
+    prev_price1h: _D = UNSET
+    mark_price: _D = UNSET
+    index_price: _D = UNSET
+    open_interest: _D = UNSET
+    open_interest_value: _D = UNSET
+    single_open_interest: _D = UNSET
+    single_open_interest_value: _D = UNSET
+    turnover24h: _D = UNSET
+    volume24h: _D = UNSET
+    next_funding_time: IntOrNone | UnsetType = UNSET  # ms
+    funding_rate: _D = UNSET
+    funding_interval_hour: IntOrNone | UnsetType = UNSET
+    funding_cap: _D = UNSET
+    bid1_price: _D = UNSET
+    bid1_size: _D = UNSET
+    ask1_price: _D = UNSET
+    ask1_size: _D = UNSET
+    delivery_time: TimeOrNone | UnsetType = UNSET
+    basis_rate: _D = UNSET
+    basis: _D = UNSET
+    basis_rate_year: _D = UNSET
+    delivery_fee_rate: _D = UNSET
+    predicted_delivery_price: _D = UNSET
+    pre_open_price: _D = UNSET
+    pre_qty: _D = UNSET
+    cur_pre_listing_phase: StrOrNone | UnsetType = UNSET
+    # spot
+    usd_index_price: _D = UNSET
+    # option
+    bid_price: _D = UNSET
+    bid_size: _D = UNSET
+    bid_iv: _D = UNSET
+    ask_price: _D = UNSET
+    ask_size: _D = UNSET
+    ask_iv: _D = UNSET
+    mark_price_iv: _D = UNSET
+    underlying_price: _D = UNSET
+    total_volume: _D = UNSET
+    total_turnover: _D = UNSET
+    delta: _D = UNSET
+    gamma: _D = UNSET
+    vega: _D = UNSET
+    theta: _D = UNSET
+    change24h: _D = UNSET
+
+
+class TickerMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """`tickers.{symbol}`. `type` is "snapshot" or "delta"; `cs` is the cross sequence (absent on options)."""
+
+    topic: str
+    type: str
+    ts: int
+    data: TickerData
+    cs: int | None = None
+
+
+Level = tuple[Decimal, Decimal]
+
+
+class OrderbookData(msgspec.Struct, frozen=True, kw_only=True):
+    """Levels as (price, size); size 0 deletes a level in a delta. `u` == 1 means reset (§5 orderbook)."""
+
+    s: str
+    b: tuple[Level, ...] = ()
+    a: tuple[Level, ...] = ()
+    u: int
+    seq: int = 0
+
+
+class OrderbookMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """`orderbook.{depth}.{symbol}`. `cts` is the matching engine's time (absent on old spot frames)."""
+
+    topic: str
+    type: str
+    ts: int
+    data: OrderbookData
+    cts: int | None = None
+
+
+class PublicTrade(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of `publicTrade.{symbol}` (options: per base coin, with mark/index price and IVs)."""
+
+    time: int = field(name="T")
+    symbol: str = field(name="s")
+    side: str = field(name="S")
+    size: Decimal = field(name="v")
+    price: Decimal = field(name="p")
+    tick_direction: str | None = field(default=None, name="L")
+    trade_id: str = field(default="", name="i")
+    block_trade: bool = field(default=False, name="BT")
+    rpi: bool = field(default=False, name="RPI")
+    seq: int | None = None
+    mark_price: DecimalOrNone = field(default=None, name="mP")
+    index_price: DecimalOrNone = field(default=None, name="iP")
+    mark_iv: DecimalOrNone = field(default=None, name="mIv")
+    iv: DecimalOrNone = None
+
+
+class PublicTradeMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """`publicTrade.{symbol}`: a burst of trades (a burst > 1024 is split, sharing `seq`)."""
+
+    topic: str
+    ts: int
+    data: tuple[PublicTrade, ...]
+    type: str = "snapshot"
+
+
+class Kline(msgspec.Struct, frozen=True, kw_only=True):
+    """One candle; `confirm` is true once it has closed."""
+
+    start: int
+    end: int
+    interval: str
+    open: Decimal
+    close: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+    turnover: Decimal
+    confirm: bool
+    timestamp: int
+
+
+class KlineMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """`kline.{interval}.{symbol}`."""
+
+    topic: str
+    ts: int
+    data: tuple[Kline, ...]
+    type: str = "snapshot"
+
+
+class Liquidation(msgspec.Struct, frozen=True, kw_only=True):
+    """One `allLiquidation` row; `side` "Buy" means a long was liquidated."""
+
+    time: int = field(name="T")
+    symbol: str = field(name="s")
+    side: str = field(name="S")
+    size: Decimal = field(name="v")
+    price: Decimal = field(name="p")
+
+
+class LiquidationMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """`allLiquidation.{symbol}` (and the deprecated `liquidation.{symbol}`, converted to the same rows)."""
+
+    topic: str
+    ts: int
+    data: tuple[Liquidation, ...]
+    type: str = "snapshot"
+
+
+class _OldLiquidation(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    updated_time: int
+    symbol: str
+    side: str
+    size: Decimal
+    price: Decimal
+
+
+class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """Wire shape of the deprecated `liquidation.{symbol}` (data is one object); decode converts it."""
+
+    topic: str
+    ts: int
+    data: _OldLiquidation
+    type: str = "snapshot"
+
+    def convert(self) -> LiquidationMessage:
+        d = self.data
+        row = Liquidation(time=d.updated_time, symbol=d.symbol, side=d.side, size=d.size, price=d.price)
+        return LiquidationMessage(topic=self.topic, ts=self.ts, data=(row,), type=self.type)
