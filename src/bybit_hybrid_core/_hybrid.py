@@ -1,72 +1,253 @@
-"""The hybrid join: positions priced at live marks, and the ticker subscriptions that follow them.
+"""The data plane: everything above the links (TEAM.md "The data plane", ARCHITECTURE.md "The hybrid join").
 
-Skeleton of the `DataPlane` contract (TEAM.md "The data plane"); the body is being filled in.
+`HybridCore` owns one `DataPlane` and hands it every decoded topic message, the links' ups and downs, the
+answers to `FetchPositions` and the clock. The data plane keeps the market state (`_market`), the position
+book (`_account`) and the join (`_hybrid_join`), asks for REST snapshots (`_hybrid_sync`) and says which
+ticker topics it needs (`_hybrid_topics`); the core subscribes them and bumps nothing itself.
+
+Reconciling a snapshot with the stream (section "The hybrid join"): a row wins over the held position when
+its seq is higher, or equal and the stream has not touched that key since the round's request went out; a
+held open position the snapshot does not list, and that the stream has not touched since then, is closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from ._codec import TickerData, TopicMessage
-    from ._config import Config, Link
-    from ._events import Action, Event, Level, Position, PositionKey, RestRequest
+from ._account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, row_events, to_position
+from ._codec import (
+    ExecutionMessage,
+    FastExecutionMessage,
+    GreeksMessage,
+    KlineMessage,
+    LiquidationMessage,
+    OrderbookMessage,
+    OrderMessage,
+    PositionMessage,
+    PublicTradeMessage,
+    TickerData,
+    TickerMessage,
+    TopicMessage,
+    WalletMessage,
+)
+from ._config import CATEGORIES, Config, Link
+from ._errors import LocalProtocolError
+from ._events import (
+    Action,
+    Event,
+    Level,
+    Position,
+    PositionClosed,
+    PositionKey,
+    PositionOpened,
+    PositionsSynced,
+    ProtocolProblem,
+    RestRequest,
+    TopicData,
+)
+from ._hybrid_join import Join
+from ._hybrid_sync import CompletedSnapshot, SnapshotSync
+from ._hybrid_topics import TickerInterest
+from ._market import Market
 
 __all__ = ["DataPlane"]
 
 
 class DataPlane:
-    """Everything above the links: market state, the position book and the join (skeleton)."""
+    """Market state, the position book and the join, driven by the core (sans-IO, deterministic).
+
+    Args:
+        config: the core's configuration (credentials sign the REST snapshot; timings set every timer).
+        emit: appends an event to the core's output, in order.
+        act: appends an action (`FetchPositions`) to the core's output, in order.
+    """
 
     def __init__(self, config: Config, emit: Callable[[Event], None], act: Callable[[Action], None]) -> None:
         self._config = config
         self._emit = emit
-        self._act = act
-        self.wanted_version = 0
+        self._market = Market()
+        self._book = PositionBook()
+        self._interest = TickerInterest(config.timings.ticker_release_grace)
+        self._join = Join(config.timings, self._book, self._market.tickers, emit)
+        self._sync = SnapshotSync(config, emit, act)
+        self._now = 0.0
+
+    # ------------------------------------------------------------------------------------ inputs
 
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
-        """Apply one decoded topic message."""
+        """Apply one decoded topic message from `link`."""
+        self._now = now
+        match msg:
+            case TickerMessage():
+                event, state = self._market.tickers.apply(link, msg, now)
+                if event is not None:
+                    self._emit(event)
+                if state is not None:
+                    self._join.mark_changed(link.value, msg.data.symbol, now)
+            case PositionMessage():
+                self._on_positions(link, msg, now)
+            case OrderbookMessage() | PublicTradeMessage() | KlineMessage() | LiquidationMessage():
+                event = self._market.on_other(link, msg, now)
+                if event is not None:
+                    self._emit(event)
+            case (
+                OrderMessage()
+                | ExecutionMessage()
+                | FastExecutionMessage()
+                | WalletMessage()
+                | GreeksMessage()
+            ):
+                for event in row_events(link, msg, now):
+                    self._emit(event)
+            case _:
+                self._emit(TopicData(link=link, at=now, topic=msg.topic, message=msg))
 
     def on_link_up(self, link: Link, now: float, wall_ms: int) -> None:
-        """A link is live (private: authenticated)."""
+        """The link is live (private: authenticated). The private link starts a REST snapshot round."""
+        self._now = now
+        if link is Link.PRIVATE:
+            self._sync.start(now, wall_ms, self._book.generation)
 
     def on_link_down(self, link: Link, now: float) -> None:
-        """A link went down: its tickers are stale until their next snapshot."""
+        """The link is gone: its tickers await new snapshots (their marks go stale); its books are dropped."""
+        self._now = now
+        if link is Link.PRIVATE:
+            self._sync.cancel()  # the next link up starts a fresh round
+            return
+        for symbol in self._market.link_down(link.value):
+            self._join.mark_changed(link.value, symbol, now)
 
     def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
-        """The server confirmed `topics` on `link`."""
+        """The server confirmed `topics`. Tickers need nothing here: their first message is a snapshot."""
+        self._now = now
 
-    def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int) -> None:
-        """The answer to a `FetchPositions` action."""
+    def positions_snapshot(
+        self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int
+    ) -> None:
+        """The answer to a `FetchPositions` action (`status=0, body=b""` when the transport failed)."""
+        self._now = now
+        done = self._sync.answer(request, status, body, now, wall_ms)
+        if done is not None:
+            self._reconcile(done, now)
 
     def tick(self, now: float, wall_ms: int) -> None:
-        """Run the timers that are due."""
+        """Run the timers that are due: ticker release grace, stale marks, conflation, snapshot retries."""
+        self._now = now
+        self._interest.tick(now)
+        self._join.tick(now)
+        self._sync.tick(now, wall_ms)
 
     def deadline(self) -> float | None:
-        """The earliest time `tick` has something to do."""
-        return None
+        """When `tick` next has something to do (None: nothing is scheduled)."""
+        times = [
+            t
+            for t in (self._interest.deadline(), self._join.deadline(), self._sync.deadline())
+            if t is not None
+        ]
+        return min(times) if times else None
 
-    def wanted_topics(self) -> Mapping[Link, frozenset[str]]:
-        """Ticker topics the join needs per public link."""
-        return {}
+    # ------------------------------------------------------------------------------------ commands
 
     def track(self, category: str, symbol: str) -> None:
-        """Pin `symbol`'s ticker without a position."""
+        """Pin `symbol`'s ticker on `category`'s link, with or without a position (reference counted)."""
+        _check_symbol(category, symbol)
+        self._interest.pin(category, symbol)
 
     def untrack(self, category: str, symbol: str) -> None:
-        """Drop one pin of `symbol`."""
+        """Drop one pin; the ticker is released after the grace period unless a position or pin remains."""
+        _check_symbol(category, symbol)
+        if not self._interest.unpin(category, symbol, self._now):
+            raise LocalProtocolError(
+                f"untrack({category!r}, {symbol!r}) without a matching track(): nothing to drop"
+            )
+
+    # ------------------------------------------------------------------------------------ answers
+
+    @property
+    def wanted_version(self) -> int:
+        """Bumps whenever `wanted_topics()` changes."""
+        return self._interest.version
+
+    def wanted_topics(self) -> Mapping[Link, frozenset[str]]:
+        """The ticker topics the join needs, per public link (open positions, pins, symbols in grace)."""
+        return self._interest.wanted()
 
     def positions(self) -> dict[PositionKey, Position]:
-        """The open positions."""
-        return {}
+        """The open positions as the exchange last stated them (a copy)."""
+        return self._book.open_positions()
 
     def ticker(self, symbol: str, category: str | None = None) -> TickerData | None:
-        """The merged ticker of `symbol`."""
-        return None
+        """The merged ticker of `symbol` (first found in linear, inverse, option, spot when no category)."""
+        return self._market.ticker(symbol, category)
 
     def orderbook(
         self, category: str, symbol: str, depth: int | None = None
     ) -> tuple[tuple[Level, ...], tuple[Level, ...]] | None:
-        """The full book (bids, asks), best first."""
-        return None
+        """`orderbook.{depth}.{symbol}` as (bids, asks), best first; the deepest book held when no depth."""
+        book = self._market.book(category, symbol, depth)
+        return None if book is None else (book.bids.top(), book.asks.top())
+
+    # ------------------------------------------------------------------------------------ positions
+
+    def _on_positions(self, link: Link, msg: PositionMessage, now: float) -> None:
+        topic_category = msg.topic.partition(".")[2]
+        for row in msg.data:
+            category = row.category or topic_category
+            if category not in POSITION_CATEGORIES:
+                detail = f"{msg.topic}: position row for {row.symbol!r} has no usable category ({category!r})"
+                self._emit(ProtocolProblem(link=link, at=now, detail=detail))
+                continue
+            mark = None if row.mark_price is None else (row.mark_price, msg.creation_time, now)
+            self._apply(to_position(category, row), mark, now, "position", link)
+
+    def _apply(
+        self,
+        position: Position,
+        mark: OwnMark | None,
+        now: float,
+        cause: Literal["position", "snapshot"],
+        link: Link,
+    ) -> None:
+        change, before = self._book.apply(position, mark)
+        key = position.key
+        if change is Change.OPENED:
+            self._emit(PositionOpened(link=link, at=now, position=position, cause=cause))
+            self._interest.leg_opened(position.category, position.symbol)
+            self._join.opened(key, now)
+            self._join.position_changed(key, now, cause, link)
+        elif change is Change.UPDATED:
+            self._join.position_changed(key, now, cause, link)
+        elif change is Change.CLOSED and before is not None:
+            self._closed(before, position.seq, now, cause, link)
+
+    def _closed(
+        self, before: Position, seq: int, now: float, cause: Literal["position", "snapshot"], link: Link
+    ) -> None:
+        self._join.closed(before.key)
+        self._emit(PositionClosed(link=link, at=now, position=before, cause=cause, seq=seq))
+        self._interest.leg_closed(before.category, before.symbol, now)
+
+    def _reconcile(self, done: CompletedSnapshot, now: float) -> None:
+        listed: set[PositionKey] = set()
+        for position, mark in done.rows:
+            key = position.key
+            listed.add(key)
+            held = self._book.seq(key)
+            if held is not None and held == position.seq and self._book.touched(key) > done.epoch:
+                continue  # same seq, but the stream spoke after the request went out: it knows better
+            self._apply(position, mark, now, "snapshot", Link.PRIVATE)
+        for key in self._book.open_keys(done.category):
+            if key not in listed and self._book.touched(key) <= done.epoch:
+                before = self._book.close(key)
+                if before is not None:
+                    self._closed(before, before.seq, now, "snapshot", Link.PRIVATE)
+        count = len(self._book.open_keys(done.category))
+        self._emit(PositionsSynced(link=Link.PRIVATE, at=now, category=done.category, open_positions=count))
+
+
+def _check_symbol(category: str, symbol: str) -> None:
+    if category not in CATEGORIES:
+        raise LocalProtocolError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
+    if not isinstance(symbol, str) or not symbol or symbol != symbol.strip() or "." in symbol:
+        raise LocalProtocolError(f"symbol must be a non-empty name like 'BTCUSDT', got {symbol!r}")
