@@ -1,0 +1,138 @@
+"""The bounded, order-preserving event queue between an adapter's loop and the application.
+
+The loop never waits for the application (it must keep answering pings), so the queue cannot push back.
+Instead, once `limit` events are pending, a new *market* event replaces the pending one with the same key
+and moves to the back (so order is kept: nothing older overtakes something newer):
+
+* `TickerUpdate` per (category, symbol): the ticker it carries is already merged, the newest says it all;
+* `OrderbookUpdate` per (category, symbol, depth): the level changes are merged, so nothing is lost;
+* `PublicTrades`, `KlineUpdate`, `Liquidations` per topic: concatenated, the newest `TAIL` kept;
+* `PositionUpdate` with `cause == "mark"` per position key: a newer mark supersedes an older one.
+
+Everything else (position, order, execution, wallet, link and error events) is never dropped. Market data is
+therefore bounded by the number of keys, and a slow consumer cannot grow memory without bound.
+Not thread-safe: the threaded adapter guards it with its own lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from decimal import Decimal
+
+import msgspec
+
+from bybit_hybrid_core._events import (
+    Event,
+    KlineUpdate,
+    Level,
+    Liquidations,
+    OrderbookUpdate,
+    PositionUpdate,
+    PublicTrades,
+    TickerUpdate,
+)
+
+__all__ = ["TAIL", "CallbackFailed", "EventBuffer", "conflation_key"]
+
+TAIL = 1000
+"""How many trades, candles or liquidations a conflated event keeps (the newest)."""
+
+
+class CallbackFailed(Event):
+    """The application's callback raised while handling `event` (a type name); the stream went on.
+
+    `link` and `at` are those of the event being handled; `error` is the exception's type and message.
+    """
+
+    error: str
+    event: str
+
+
+def conflation_key(event: Event) -> Hashable | None:
+    """The key under which `event` may replace an older pending one; None: never dropped or merged."""
+    match event:
+        case TickerUpdate(category=category, symbol=symbol):
+            return ("ticker", category, symbol)
+        case OrderbookUpdate(category=category, symbol=symbol, depth=depth):
+            return ("orderbook", category, symbol, depth)
+        case PublicTrades(category=category, topic=topic) | KlineUpdate(category=category, topic=topic):
+            return (type(event).__name__, category, topic)
+        case Liquidations(category=category, topic=topic):
+            return ("liquidations", category, topic)
+        case PositionUpdate(cause="mark"):
+            return ("mark", event.key)
+    return None
+
+
+def _levels(
+    old: tuple[Level, ...], new: tuple[Level, ...], descending: bool, keep_zero: bool
+) -> tuple[Level, ...]:
+    book: dict[Decimal, Decimal] = dict(old)
+    book.update(new)
+    return tuple(sorted(((p, s) for p, s in book.items() if keep_zero or s), reverse=descending))
+
+
+def _merge(old: Event, new: Event) -> Event:
+    replace = msgspec.structs.replace
+    match old, new:
+        case OrderbookUpdate(), OrderbookUpdate(snapshot=False):
+            # Applying the merged changes gives the same book as applying both, so no level is lost;
+            # a snapshot followed by deltas stays a snapshot (without removed levels).
+            zeros = not old.snapshot
+            bids = _levels(old.bids, new.bids, descending=True, keep_zero=zeros)
+            asks = _levels(old.asks, new.asks, descending=False, keep_zero=zeros)
+            return replace(new, bids=bids, asks=asks, snapshot=old.snapshot)
+        case TickerUpdate(), TickerUpdate():
+            return replace(new, snapshot=old.snapshot or new.snapshot)
+        case PublicTrades(), PublicTrades():
+            return replace(new, trades=(old.trades + new.trades)[-TAIL:])
+        case KlineUpdate(), KlineUpdate():
+            return replace(new, candles=(old.candles + new.candles)[-TAIL:])
+        case Liquidations(), Liquidations():
+            return replace(new, liquidations=(old.liquidations + new.liquidations)[-TAIL:])
+    return new
+
+
+class EventBuffer:
+    """Pending events in arrival order; see the module docstring for what happens past `limit`."""
+
+    __slots__ = ("_items", "_keys", "_seq", "conflated", "high_water", "limit")
+
+    def __init__(self, limit: int = 10_000) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.conflated = 0  # market events merged into a newer one since the start
+        self.high_water = 0  # the most events ever pending at once
+        self._items: dict[int, Event] = {}  # insertion-ordered; deleting from the middle is O(1)
+        self._keys: dict[Hashable, int] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def put(self, event: Event) -> None:
+        key = conflation_key(event)
+        if key is not None:
+            older = self._keys.get(key)
+            if older is not None and len(self._items) >= self.limit:
+                event = _merge(self._items.pop(older), event)
+                self.conflated += 1
+            self._keys[key] = self._seq
+        self._items[self._seq] = event
+        self._seq += 1
+        self.high_water = max(self.high_water, len(self._items))
+
+    def extend(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.put(event)
+
+    def drain(self) -> list[Event]:
+        """Everything pending, oldest first; the buffer is empty afterwards."""
+        items = list(self._items.values())
+        self._items.clear()
+        self._keys.clear()
+        return items

@@ -1,0 +1,106 @@
+"""Arguments or the environment -> the core's `Config` plus the adapters' transport settings.
+
+Every adapter takes the same keyword arguments and passes them to `settings(...)`:
+
+* `api_key`, `api_secret` (else `BYBIT_API_KEY`, `BYBIT_API_SECRET`; both absent = public data only),
+* `testnet` / `demo` (else `BYBIT_TESTNET`, `BYBIT_DEMO`: "1", "true", "yes", "on"),
+* `endpoints` (e.g. `Endpoints.custom("wss://127.0.0.1:8443")`), `categories`, `topics`, `private_topics`,
+  `position_categories`, `settle_coins`, `timings`, `seed` — or a ready `config=Config(...)`,
+* `ssl_context` (used as is) or `cafile` (a CA bundle to trust instead of the system roots),
+* `max_pending` (bound of the event queue before market data conflates), `connect_timeout`.
+
+Secrets stay inside `Credentials`: no repr, log line or exception here ever shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bybit_hybrid_core._config import Config, Credentials, Endpoints, Environment, Timings
+from bybit_hybrid_core._errors import LocalProtocolError
+
+from ._net import client_ssl_context
+
+__all__ = ["Config", "Endpoints", "Settings", "Timings", "settings"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+_CONFIG_FIELDS = (
+    "categories",
+    "topics",
+    "private_topics",
+    "position_categories",
+    "settle_coins",
+    "timings",
+    "seed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What an adapter needs: the core's config and how to reach it. The repr shows no secret."""
+
+    config: Config
+    ssl_context: ssl.SSLContext = field(repr=False)
+    max_pending: int = 10_000
+    connect_timeout: float = 10.0
+
+
+def _flag(value: bool | None, name: str, environ: Mapping[str, str]) -> bool:
+    if value is not None:
+        return value
+    text = environ.get(name, "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise LocalProtocolError(f"{name}={text!r} is not a boolean: use 1/0, true/false, yes/no or on/off")
+
+
+def _environment(testnet: bool, demo: bool) -> Environment:
+    if testnet and demo:
+        raise LocalProtocolError("choose testnet or demo, not both (a demo key fails on testnet hosts)")
+    return "testnet" if testnet else "demo" if demo else "mainnet"
+
+
+def settings(
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    *,
+    testnet: bool | None = None,
+    demo: bool | None = None,
+    config: Config | None = None,
+    endpoints: Endpoints | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    cafile: str | None = None,
+    max_pending: int = 10_000,
+    connect_timeout: float = 10.0,
+    environ: Mapping[str, str] | None = None,
+    **config_fields: Any,
+) -> Settings:
+    """Build `Settings` from arguments, falling back to the environment. See the module docstring."""
+    unknown = set(config_fields) - set(_CONFIG_FIELDS)
+    if unknown:
+        raise TypeError(f"unexpected argument(s) {sorted(unknown)}; config fields are {list(_CONFIG_FIELDS)}")
+    if max_pending < 1 or connect_timeout <= 0:
+        raise LocalProtocolError("max_pending must be >= 1 and connect_timeout > 0")
+    env = os.environ if environ is None else environ
+    if config is None:
+        key = api_key if api_key is not None else env.get("BYBIT_API_KEY", "")
+        secret = api_secret if api_secret is not None else env.get("BYBIT_API_SECRET", "")
+        if bool(key) != bool(secret):
+            raise LocalProtocolError(
+                "give both api_key and api_secret (or BYBIT_API_KEY and BYBIT_API_SECRET)"
+            )
+        environment = _environment(_flag(testnet, "BYBIT_TESTNET", env), _flag(demo, "BYBIT_DEMO", env))
+        credentials = Credentials(key, secret) if key else None
+        config = Config(
+            credentials=credentials, environment=environment, endpoints=endpoints, **config_fields
+        )
+    elif api_key or api_secret or endpoints or config_fields:
+        raise LocalProtocolError("pass either config=Config(...) or the separate arguments, not both")
+    return Settings(config, client_ssl_context(ssl_context, cafile), max_pending, connect_timeout)

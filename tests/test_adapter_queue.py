@@ -1,0 +1,221 @@
+"""The adapters' bounded, conflating event queue: order kept, market data bounded, nothing else dropped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bybit_hybrid._queue import TAIL, EventBuffer, conflation_key
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bybit_hybrid_core._codec import TickerData
+from bybit_hybrid_core._config import Link
+from bybit_hybrid_core._events import (
+    Event,
+    LinkUp,
+    OrderbookUpdate,
+    PositionUpdate,
+    PublicTrades,
+    TickerUpdate,
+)
+
+D = Decimal
+
+
+def ticker(symbol: str, price: str, at: float = 0.0, snapshot: bool = False) -> TickerUpdate:
+    return TickerUpdate(
+        link=Link.LINEAR,
+        at=at,
+        category="linear",
+        symbol=symbol,
+        ticker=TickerData(symbol=symbol, mark_price=D(price)),
+        snapshot=snapshot,
+        ts=int(at * 1000),
+    )
+
+
+def position(symbol: str, mark: str, cause: str = "mark", size: str = "1") -> PositionUpdate:
+    return PositionUpdate(
+        link=Link.PRIVATE,
+        at=0.0,
+        category="linear",
+        symbol=symbol,
+        position_idx=0,
+        side="Buy",
+        size=D(size),
+        avg_price=D("100"),
+        mark_price=D(mark),
+        mark_ts=1,
+        mark_age=0.0,
+        unrealised_pnl=D(mark) - 100,
+        pnl_pct=None,
+        liq_price=None,
+        take_profit=None,
+        stop_loss=None,
+        trailing_stop=None,
+        leverage=None,
+        seq=1,
+        updated_ms=1,
+        cause=cause,
+        stale=False,  # type: ignore[arg-type]
+    )
+
+
+def book(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], snapshot: bool = False, u: int = 1
+) -> OrderbookUpdate:
+    levels = lambda xs: tuple((D(p), D(s)) for p, s in xs)  # noqa: E731
+    return OrderbookUpdate(
+        link=Link.LINEAR,
+        at=0.0,
+        category="linear",
+        symbol="BTCUSDT",
+        depth=50,
+        snapshot=snapshot,
+        bids=levels(bids),
+        asks=levels(asks),
+        best_bid=None,
+        best_ask=None,
+        u=u,
+        seq=u,
+        ts=u,
+    )
+
+
+def up(at: float) -> LinkUp:
+    return LinkUp(link=Link.PRIVATE, at=at)
+
+
+def test_below_the_limit_everything_is_delivered_in_order() -> None:
+    buf = EventBuffer(limit=100)
+    events: list[Event] = [ticker("BTCUSDT", str(100 + i), at=i) for i in range(50)]
+    buf.extend(events)
+    assert buf.drain() == events
+    assert not buf and buf.conflated == 0
+
+
+def test_past_the_limit_market_data_conflates_per_symbol_and_moves_to_the_back() -> None:
+    buf = EventBuffer(limit=3)
+    buf.extend([ticker("BTCUSDT", "1"), ticker("ETHUSDT", "2"), up(0.5)])
+    buf.put(ticker("BTCUSDT", "3"))  # full: replaces the pending BTCUSDT ticker
+    buf.put(ticker("BTCUSDT", "4"))
+    out = buf.drain()
+    assert [(type(e).__name__, getattr(e, "symbol", None)) for e in out] == [
+        ("TickerUpdate", "ETHUSDT"),
+        ("LinkUp", None),
+        ("TickerUpdate", "BTCUSDT"),
+    ]
+    assert out[-1].ticker.mark_price == D("4")  # type: ignore[attr-defined]
+    assert buf.conflated == 2
+
+
+def test_position_and_link_events_are_never_dropped() -> None:
+    buf = EventBuffer(limit=2)
+    important = [position("BTCUSDT", str(100 + i), cause="position") for i in range(500)]
+    buf.extend(important)
+    assert buf.drain() == important
+
+
+def test_mark_updates_conflate_per_position_and_never_overtake_a_position_update() -> None:
+    buf = EventBuffer(limit=1)
+    buf.put(position("BTCUSDT", "101"))
+    buf.put(position("BTCUSDT", "102", cause="position", size="2"))
+    buf.put(position("BTCUSDT", "103"))
+    out = buf.drain()
+    assert [(e.cause, e.mark_price) for e in out] == [  # type: ignore[attr-defined]
+        ("position", D("102")),
+        ("mark", D("103")),
+    ]
+
+
+def test_orderbook_deltas_merge_without_losing_levels() -> None:
+    buf = EventBuffer(limit=1)
+    buf.put(book([("100", "1"), ("99", "2")], [("101", "1")], snapshot=True, u=1))
+    buf.put(book([("99", "0"), ("98", "5")], [("102", "3")], u=2))
+    buf.put(book([("100", "4")], [("101", "0")], u=3))
+    (merged,) = buf.drain()
+    assert merged.snapshot and merged.u == 3  # type: ignore[attr-defined]
+    assert merged.bids == ((D("100"), D("4")), (D("98"), D("5")))  # type: ignore[attr-defined]
+    assert merged.asks == ((D("102"), D("3")),)  # type: ignore[attr-defined]
+
+
+def test_delta_after_delta_keeps_removals_and_a_new_snapshot_replaces() -> None:
+    buf = EventBuffer(limit=1)
+    buf.put(book([("100", "1")], [], u=5))
+    buf.put(book([("100", "0")], [], u=6))
+    (merged,) = buf.drain()
+    assert merged.bids == ((D("100"), D("0")),) and not merged.snapshot  # type: ignore[attr-defined]
+    buf.put(book([("100", "1")], [], u=7))
+    fresh = book([("50", "1")], [("51", "1")], snapshot=True, u=1)
+    buf.put(fresh)
+    assert buf.drain() == [fresh]
+
+
+def test_trades_concatenate_up_to_a_tail() -> None:
+    from bybit_hybrid_core._codec import PublicTrade
+
+    def trades(start: int, n: int) -> PublicTrades:
+        rows = tuple(
+            PublicTrade(
+                time=i,
+                symbol="BTCUSDT",
+                side="Buy",
+                size=D(1),
+                price=D(i),
+                tick_direction="PlusTick",
+                trade_id=str(i),
+                block_trade=False,
+            )
+            for i in range(start, start + n)
+        )
+        return PublicTrades(
+            link=Link.LINEAR, at=0.0, category="linear", topic="publicTrade.BTCUSDT", trades=rows
+        )
+
+    buf = EventBuffer(limit=1)
+    for k in range(30):
+        buf.put(trades(k * 100, 100))
+    (merged,) = buf.drain()
+    assert len(merged.trades) == TAIL  # type: ignore[attr-defined]
+    assert merged.trades[-1].time == 2999  # type: ignore[attr-defined]
+
+
+def test_non_market_events_have_no_key() -> None:
+    assert conflation_key(up(0.0)) is None
+    assert conflation_key(position("X", "1", cause="position")) is None
+    assert conflation_key(position("X", "1", cause="snapshot")) is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["tick", "mark", "pos", "up"]), st.sampled_from(["A", "B", "C"])),
+        max_size=300,
+    ),
+    st.integers(min_value=1, max_value=20),
+)
+def test_bounded_and_lossless_for_what_matters(ops: list[tuple[str, str]], limit: int) -> None:
+    """Pending market events never exceed limit + number of keys; every non-market event comes out, in order;
+    the last value of every key comes out; a slow consumer cannot make it grow without bound."""
+    buf = EventBuffer(limit=limit)
+    sent: list[Event] = []
+    for i, (kind, sym) in enumerate(ops):
+        event: Event
+        if kind == "tick":
+            event = ticker(sym, str(i))
+        elif kind == "mark":
+            event = position(sym, str(i))
+        elif kind == "pos":
+            event = position(sym, str(i), cause="position")
+        else:
+            event = up(float(i))
+        buf.put(event)
+        sent.append(event)
+        market = sum(1 for e in buf._items.values() if conflation_key(e) is not None)
+        assert market <= limit + 6  # 3 symbols x (ticker, mark)
+    out = buf.drain()
+    keep = [e for e in sent if conflation_key(e) is None]
+    assert [e for e in out if conflation_key(e) is None] == keep
+    last: dict[object, Event] = {conflation_key(e): e for e in sent if conflation_key(e) is not None}
+    for key, event in last.items():
+        assert [e for e in out if conflation_key(e) == key][-1] == event
+    assert [sent.index(e) for e in out] == sorted(sent.index(e) for e in out)  # order kept
