@@ -123,7 +123,7 @@ class StubVenue:
     def positions(self) -> dict[PositionKey, Position]:
         return dict(self.open)
 
-    def rest_position_list(self, query: Mapping[str, str]) -> dict[str, Any]:
+    def rest_position_list(self, query: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
         self.queries.append(dict(query))
         rows = [{"symbol": p.symbol, "side": p.side, "size": str(p.size)} for p in self.open.values()]
         return {"category": query["category"], "list": rows, "nextPageCursor": ""}

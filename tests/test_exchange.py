@@ -597,9 +597,11 @@ def test_rest_auth_errors(net: Net, headers: Any, code: int) -> None:
     assert status == 200 and body["retCode"] == code and body["retMsg"]
 
 
-def test_rest_parameter_errors_and_paths(net: Net) -> None:
-    for query in ("category=linear", "category=nope", ""):
+def test_rest_parameter_errors_come_from_the_real_venue_and_paths_404() -> None:
+    net = Net(FakeExchange(api_key=KEY, api_secret=SECRET))  # the default venue checks the parameters
+    for query in ("category=linear", "category=nope", "category=inverse&limit=900"):
         assert rest(net, query, signed(net, query))[1]["retCode"] == 10001
+    assert rest(net, "category=inverse", signed(net, "category=inverse"))[1]["retCode"] == 0
     assert rest(net, "x=1", {}, path="/v5/order/realtime")[0] == 404
 
 

@@ -38,7 +38,7 @@ _HTTP_BODIES = {
 
 
 class PositionSource(Protocol):
-    def rest_position_list(self, query: Mapping[str, str]) -> dict[str, Any]: ...
+    def rest_position_list(self, query: Mapping[str, str], now: float | None = None) -> dict[str, Any]: ...
 
 
 class RestHandler:
@@ -70,12 +70,9 @@ class RestHandler:
         code = self._auth_code(parts.query, {k.lower(): v for k, v in headers.items()}, now)
         if code:
             return 200, self._error(code, now)
+        # Parameter checks (category, settleCoin, limit, cursor) and their texts are the venue's.
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if query.get("category") not in ("linear", "inverse", "option", "spot"):
-            return 200, self._error(10001, now)
-        if query["category"] == "linear" and not (query.get("symbol") or query.get("settleCoin")):
-            return 200, self._error(10001, now)  # linear needs symbol or settleCoin (docs position.mdx)
-        answer = dict(self._venue.rest_position_list(query))
+        answer = dict(self._venue.rest_position_list(query, now))
         if "retCode" not in answer:  # the venue may hand back only the `result` part
             answer = {
                 "retCode": 0,
