@@ -12,12 +12,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from conftest import SAMPLES
-
 from bybit_hybrid_core._codec import decode
 from bybit_hybrid_core._config import Config, Credentials, Link, Timings
 from bybit_hybrid_core._events import Action, Event, FetchPositions
 from bybit_hybrid_core._hybrid import DataPlane
+from conftest import SAMPLES
 
 API_KEY = "test-key-0123456789"
 API_SECRET = "test-secret-abcdefghijklmnop"
@@ -95,14 +94,20 @@ def ticker_snapshot(symbol: str, mark: str, ts: int, cs: int | None = 1, **field
 
 
 def ticker_delta(symbol: str, ts: int, cs: int | None = 1, **fields: Any) -> Any:
-    msg: dict[str, Any] = {"topic": f"tickers.{symbol}", "type": "delta", "data": {"symbol": symbol, **fields}}
+    msg: dict[str, Any] = {
+        "topic": f"tickers.{symbol}",
+        "type": "delta",
+        "data": {"symbol": symbol, **fields},
+    }
     msg["ts"] = ts
     if cs is not None:
         msg["cs"] = cs
     return decoded(msg)
 
 
-def rest_row(symbol: str, side: str, size: str, avg: str, seq: int, *, idx: int = 0, mark: str = "") -> dict[str, Any]:
+def rest_row(
+    symbol: str, side: str, size: str, avg: str, seq: int, *, idx: int = 0, mark: str = ""
+) -> dict[str, Any]:
     """A `/v5/position/list` row: the WS row's fields with REST's spelling (`avgPrice`, no category)."""
     row = position_row(symbol, side, size, avg, seq, idx=idx, mark=mark)
     del row["entryPrice"], row["category"]

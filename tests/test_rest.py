@@ -10,11 +10,23 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 import pytest
-from test_hybrid_support import API_KEY, API_SECRET, WALL0, Plane, make_config, rest_body, rest_row
 
 from bybit_hybrid_core._config import Config, Credentials, Link, Timings
-from bybit_hybrid_core._events import FetchPositions, PositionsSynced, ProtocolProblem, RestRequest, SnapshotFailed
-from bybit_hybrid_core._rest import SnapshotError, build_request, categories_requests, parse_page, query_string
+from bybit_hybrid_core._events import (
+    FetchPositions,
+    PositionsSynced,
+    ProtocolProblem,
+    RestRequest,
+    SnapshotFailed,
+)
+from bybit_hybrid_core._rest import (
+    SnapshotError,
+    build_request,
+    categories_requests,
+    parse_page,
+    query_string,
+)
+from test_hybrid_support import API_KEY, API_SECRET, WALL0, Plane, make_config, rest_body, rest_row
 
 CREDS = Credentials(API_KEY, API_SECRET)
 
@@ -111,37 +123,42 @@ def _req(category: str = "inverse") -> RestRequest:
     return _request(category=category, settle_coin="" if category != "linear" else "USDT").request
 
 
+DOCS_ROW = json.loads(
+    """{"positionIdx": 0, "riskId": 1, "riskLimitValue": "150", "symbol": "BTCUSD", "side": "Sell",
+    "size": "300", "avgPrice": "27464.50441675", "positionValue": "0.01092319", "tradeMode": 0,
+    "positionStatus": "Normal", "autoAddMargin": 1, "adlRankIndicator": 2, "leverage": "10",
+    "positionBalance": "0.00139186", "markPrice": "28224.50", "liqPrice": "", "bustPrice": "999999.00",
+    "positionMM": "0.0000015", "positionIM": "0.00010923", "tpslMode": "Full", "takeProfit": "0.00",
+    "stopLoss": "0.00", "trailingStop": "0.00", "unrealisedPnl": "-0.00029413",
+    "cumRealisedPnl": "-0.00096902", "seq": 5723621632, "isReduceOnly": false, "mmrSysUpdateTime": "",
+    "leverageSysUpdatedTime": "", "createdTime": "1676538056258", "updatedTime": "1697673600012"}"""
+)
+
+
 def test_parses_the_docs_answer() -> None:
+    # docs/v5/position/position.mdx, the response example
     docs = {
         "retCode": 0,
         "retMsg": "OK",
-        "result": {
-            "list": [
-                {
-                    "positionIdx": 0, "riskId": 1, "riskLimitValue": "150", "symbol": "BTCUSD", "side": "Sell",
-                    "size": "300", "avgPrice": "27464.50441675", "positionValue": "0.01092319", "tradeMode": 0,
-                    "positionStatus": "Normal", "autoAddMargin": 1, "adlRankIndicator": 2, "leverage": "10",
-                    "positionBalance": "0.00139186", "markPrice": "28224.50", "liqPrice": "",
-                    "bustPrice": "999999.00", "positionMM": "0.0000015", "positionIM": "0.00010923",
-                    "tpslMode": "Full", "takeProfit": "0.00", "stopLoss": "0.00", "trailingStop": "0.00",
-                    "unrealisedPnl": "-0.00029413", "cumRealisedPnl": "-0.00096902", "seq": 5723621632,
-                    "isReduceOnly": False, "mmrSysUpdateTime": "", "leverageSysUpdatedTime": "",
-                    "createdTime": "1676538056258", "updatedTime": "1697673600012",
-                }
-            ],
-            "nextPageCursor": "",
-            "category": "inverse",
-        },
+        "result": {"list": [DOCS_ROW], "nextPageCursor": "", "category": "inverse"},
         "retExtInfo": {},
         "time": 1697684980172,
-    }  # fmt: skip  (docs/v5/position/position.mdx, response example)
+    }
     page = parse_page(_req(), 200, json.dumps(docs).encode(), 3.5)
     assert page.next_cursor == ""
     [(position, mark)] = page.rows
     assert position.key == ("inverse", "BTCUSD", 0)
-    assert (position.side, position.size, position.avg_price) == ("Sell", Decimal(300), Decimal("27464.50441675"))
+    assert (position.side, position.size, position.avg_price) == (
+        "Sell",
+        Decimal(300),
+        Decimal("27464.50441675"),
+    )
     assert position.liq_price is None and position.take_profit is None and position.stop_loss is None
-    assert position.leverage == Decimal(10) and position.seq == 5723621632 and position.updated_ms == 1697673600012
+    assert (
+        position.leverage == Decimal(10)
+        and position.seq == 5723621632
+        and position.updated_ms == 1697673600012
+    )
     assert mark == (Decimal("28224.50"), 1697684980172, 3.5)
 
 
@@ -220,7 +237,10 @@ def test_failures_back_off_exponentially_capped_and_re_sign() -> None:
     # success resets the backoff; the other category still completes on its own
     plane.dp.positions_snapshot(request, 200, rest_body("linear", []), now, WALL0)
     plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), now, WALL0)
-    assert [(e.category, e.open_positions) for e in plane.of(PositionsSynced)] == [("linear", 0), ("inverse", 0)]
+    assert [(e.category, e.open_positions) for e in plane.of(PositionsSynced)] == [
+        ("linear", 0),
+        ("inverse", 0),
+    ]
 
 
 def test_pages_follow_the_cursor_and_sync_once_complete() -> None:
@@ -252,7 +272,7 @@ def test_a_cursor_that_does_not_advance_restarts_the_listing() -> None:
 
 def test_unanswered_requests_expire_and_late_answers_are_ignored() -> None:
     plane = Plane()
-    [linear, inverse] = plane.up_private()
+    [linear, _inverse] = plane.up_private()
     assert plane.dp.deadline() == pytest.approx(2 * linear.timeout)
     plane.dp.tick(2 * linear.timeout, WALL0)
     assert {e.category for e in plane.of(SnapshotFailed)} == {"linear", "inverse"}
@@ -266,7 +286,7 @@ def test_a_private_reconnect_supersedes_the_round() -> None:
     [old_linear, old_inverse] = plane.up_private()
     plane.dp.on_link_down(Link.PRIVATE, 1.0)
     assert plane.dp.deadline() is None
-    [linear, inverse] = plane.up_private(2.0)
+    [linear, _inverse] = plane.up_private(2.0)
     plane.dp.positions_snapshot(old_linear.request, 200, rest_body("linear", []), 2.1, WALL0)
     plane.dp.positions_snapshot(old_inverse.request, 200, rest_body("inverse", []), 2.1, WALL0)
     assert plane.events == []
