@@ -1,0 +1,318 @@
+"""`HybridCore`: the one public stateful class, composing links, subscriptions and the data plane.
+
+The adapter feeds it transport facts (`connected`, `receive`, `lost`) and the clock (`now` on every input,
+`tick`); the application gives it commands (`track`, `subscribe`, ...). Every input first runs the timers
+that are due, then does its work; results (actions for the adapter, events for the application, the next
+deadline) come out only through `poll()` (h2's buffered output, aioquic's `now` on every input).
+
+Routing (BYBIT_V5.md sections 1, 5, 6): one public link per category in use, one private link iff
+credentials. Private topic names go to the private link; a public topic needs `category=` unless exactly
+one category is configured. The desired topics of a link are the user's, plus the configured private topics
+(private link), plus what the data plane wants (tickers of open positions, pins), re-read whenever the data
+plane's `wanted_version` changes.
+"""
+
+from __future__ import annotations
+
+from random import Random
+
+from ._codec import TickerData, TopicMessage
+from ._config import CATEGORIES, Config, Link
+from ._errors import LocalProtocolError
+from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
+from ._health import LinkStatus
+from ._hybrid import DataPlane
+from ._link import Input
+from ._link_conn import LinkConnection
+from ._link_policy import DialBudget
+from ._subs import private_family
+
+__all__ = ["HybridCore"]
+
+
+class HybridCore:
+    """A sans-IO Bybit V5 client: feed it bytes and time, `poll()` for actions, events and a deadline.
+
+    Args:
+        config: endpoints, credentials, categories, topics, timings and the seed of the only random source.
+
+    Raises:
+        LocalProtocolError: when `config.topics` cannot be routed (a public topic with several categories
+            configured, or a private topic without credentials).
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._urls = config.urls
+        self._rng = Random(config.seed)
+        self._budget = DialBudget(config.timings.dial_budget, config.timings.dial_window)
+        self._links: dict[Link, LinkConnection] = {}
+        self._user: dict[Link, set[str]] = {}
+        self._events: list[Event] = []
+        self._actions: list[Action] = []
+        self._req_ids = 0
+        self._started = False
+        self._now = 0.0
+        self._wall_origin = 0.0
+        self._data = DataPlane(config, self.emit, self.act)
+        self._wanted_seen = -1
+        for topic in config.topics:
+            self._user.setdefault(self._route(topic, None), set()).add(topic)
+
+    # ---------------------------------------------------------------------------------- transport inputs
+
+    def start(self, now: float, wall_ms: int) -> None:
+        """Begin: ask to dial every configured public category, then the private link (with credentials).
+
+        Args:
+            now: monotonic seconds; every later input's `now` is on the same clock.
+            wall_ms: Unix time in ms at `now` (auth `expires` and REST timestamps are derived from it).
+        """
+        if self._started:
+            raise LocalProtocolError("start() was already called; create a new HybridCore to start over")
+        self._started = True
+        self._now = now
+        self._wall_origin = wall_ms - now * 1000.0
+        for category in self._config.categories:
+            self._ensure(Link(category))
+        if self._config.credentials is not None:
+            self._ensure(Link.PRIVATE)
+        self._after(now, force=True)
+
+    def connected(self, link: Link, now: float) -> None:
+        """The transport of `link` is up (TCP, and TLS for wss://): the core begins the WebSocket upgrade."""
+        conn = self._link(link)
+        conn.check(Input.CONNECTED)
+        now = self._advance(now)
+        conn.connected(now)
+        self._after(now)
+
+    def receive(self, link: Link, data: bytes, now: float) -> None:
+        """Bytes read from `link`'s socket; `b""` is end of stream. Never raises on what the remote sent."""
+        conn = self._link(link)
+        conn.check(Input.BYTES)
+        now = self._advance(now)
+        conn.receive(bytes(data), now)
+        self._after(now)
+
+    def lost(self, link: Link, now: float, reason: str) -> None:
+        """The transport of `link` failed or closed (or the dial failed); the core redials with backoff."""
+        conn = self._link(link)
+        conn.check(Input.LOST)
+        now = self._advance(now)
+        conn.lost(now, reason)
+        self._after(now)
+
+    def tick(self, now: float) -> None:
+        """Time passed with no input: run the timers that are due (call it at `poll().deadline`)."""
+        self._require_started("tick")
+        now = self._advance(now)
+        self._after(now)
+
+    def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
+        """The answer to a `FetchPositions` action (`status=0`, `body=b""` when the transport failed)."""
+        self._require_started("positions_snapshot")
+        now = self._advance(now)
+        self._data.positions_snapshot(request, status, body, now, self.wall_ms(now))
+        self._after(now)
+
+    # ------------------------------------------------------------------------------------------ commands
+
+    def track(self, symbol: str, category: str | None = None) -> None:
+        """Keep `symbol`'s ticker subscribed (and its mark live) without a position. Reference counted."""
+        self._require_started("track")
+        self._data.track(self._category(category, f"track({symbol!r})"), symbol)
+        self._after(self._now)
+
+    def untrack(self, symbol: str, category: str | None = None) -> None:
+        """Drop one `track`; the ticker is released after the grace period unless still needed."""
+        self._require_started("untrack")
+        self._data.untrack(self._category(category, f"untrack({symbol!r})"), symbol)
+        self._after(self._now)
+
+    def subscribe(self, topic: str, category: str | None = None) -> None:
+        """Subscribe any public or private topic; a topic that failed before is tried again.
+
+        Args:
+            topic: e.g. "orderbook.50.BTCUSDT", "publicTrade.ETHUSDT", "order", "execution.linear".
+            category: the public link ("linear", "inverse", "spot", "option"); needed unless exactly one
+                category is configured. Private topics take none.
+        """
+        self._require_started("subscribe")
+        link = self._route(topic, category)
+        self._user.setdefault(link, set()).add(topic)
+        if link in self._links:
+            self._links[link].subs.retry(topic)
+        self._after(self._now, force=True)
+
+    def unsubscribe(self, topic: str, category: str | None = None) -> None:
+        """Stop a user subscription (the topic stays if the data plane or the config still wants it)."""
+        self._require_started("unsubscribe")
+        link = self._route(topic, category)
+        self._user.get(link, set()).discard(topic)
+        self._after(self._now, force=True)
+
+    def poll(self) -> Output:
+        """Everything queued since the last poll, and when to call `tick()` next."""
+        actions, self._actions = tuple(self._actions), []
+        events, self._events = tuple(self._events), []
+        times = [t for t in (c.deadline() for c in self._links.values()) if t is not None]
+        data_deadline = self._data.deadline()
+        if data_deadline is not None:
+            times.append(data_deadline)
+        return Output(actions=actions, events=events, deadline=min(times) if times else None)
+
+    # --------------------------------------------------------------------------------------------- state
+
+    def positions(self) -> dict[PositionKey, Position]:
+        """The open positions as the exchange last stated them."""
+        return self._data.positions()
+
+    def ticker(self, symbol: str, category: str | None = None) -> TickerData | None:
+        """The merged ticker of `symbol` (snapshot + deltas), or None before its first message."""
+        return self._data.ticker(symbol, category)
+
+    def orderbook(
+        self, category: str, symbol: str, depth: int | None = None
+    ) -> tuple[tuple[Level, ...], tuple[Level, ...]] | None:
+        """The order book of `symbol` as (bids, asks), best first, or None when not subscribed."""
+        return self._data.orderbook(category, symbol, depth)
+
+    def status(self) -> dict[Link, LinkStatus]:
+        """Per-link health: state, connection, subscriptions, reconnects, message age, pong round trip."""
+        return {link: self._status(conn) for link, conn in self._links.items()}
+
+    # --------------------------------------------------------------------- LinkHost (what links call)
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def act(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def next_req_id(self) -> str:
+        self._req_ids += 1
+        return str(self._req_ids)
+
+    def wall_ms(self, now: float) -> int:
+        return round(self._wall_origin + now * 1000.0)
+
+    def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
+        try:
+            self._data.on_message(link, msg, now)
+        except LocalProtocolError:
+            raise
+        except Exception as exc:  # the remote's data must never raise out of receive() (ARCHITECTURE)
+            detail = f"{msg.topic}: the data plane could not apply it: {type(exc).__name__}: {exc}"
+            self.emit(ProtocolProblem(link=link, at=now, detail=detail[:300]))
+
+    def on_up(self, link: Link, now: float) -> None:
+        self._data.on_link_up(link, now, self.wall_ms(now))
+
+    def on_down(self, link: Link, now: float) -> None:
+        self._data.on_link_down(link, now)
+
+    def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
+        self._data.on_subscribed(link, topics, now)
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    def _require_started(self, what: str) -> None:
+        if not self._started:
+            raise LocalProtocolError(f"{what} before start(): call start(now, wall_ms) first")
+
+    def _link(self, link: Link) -> LinkConnection:
+        self._require_started("a transport input")
+        conn = self._links.get(Link(link))
+        if conn is None:
+            raise LocalProtocolError(
+                f"no {link} link: the core never asked to dial it (see the Dial actions)"
+            )
+        return conn
+
+    def _advance(self, now: float) -> float:
+        """Clamp the clock (event times never go back) and run every timer that is due."""
+        now = max(now, self._now)
+        self._now = now
+        for conn in list(self._links.values()):
+            conn.run_timers(now)
+        self._data.tick(now, self.wall_ms(now))
+        return now
+
+    def _after(self, now: float, force: bool = False) -> None:
+        """Re-read the data plane's wanted topics when they changed and reconcile every link."""
+        version = self._data.wanted_version
+        if not force and version == self._wanted_seen:
+            return
+        self._wanted_seen = version
+        wanted = self._data.wanted_topics()
+        for link in (*wanted, *self._user):
+            if wanted.get(link) or self._user.get(link):
+                self._ensure(link)
+        for link, conn in self._links.items():
+            desired = set(self._user.get(link, ())) | set(wanted.get(link, ()))
+            if link is Link.PRIVATE:
+                desired.update(self._config.private_topics)
+            conn.subs.set_desired(desired)
+            conn.reconcile(now)
+
+    def _ensure(self, link: Link) -> LinkConnection:
+        """The link's connection, created and dialed on first need."""
+        conn = self._links.get(link)
+        if conn is None:
+            url = self._urls.url(link, self._config.timings.max_active_time if link is Link.PRIVATE else None)
+            conn = LinkConnection(
+                link, url, self._config.timings, self._config.credentials, self, self._budget, self._rng
+            )
+            self._links[link] = conn
+            conn.start(self._now)
+        return conn
+
+    def _category(self, category: str | None, what: str) -> str:
+        if category is None:
+            if len(self._config.categories) == 1:
+                return self._config.categories[0]
+            raise LocalProtocolError(
+                f"{what}: pass category= (one of {', '.join(CATEGORIES)}): "
+                f"{len(self._config.categories)} categories are configured"
+            )
+        if category not in CATEGORIES:
+            raise LocalProtocolError(
+                f"{what}: unknown category {category!r}: use one of {', '.join(CATEGORIES)}"
+            )
+        return category
+
+    def _route(self, topic: str, category: str | None) -> Link:
+        if not isinstance(topic, str) or not topic or topic != topic.strip() or "," in topic:
+            raise LocalProtocolError(f"not a topic name: {topic!r} (e.g. 'tickers.BTCUSDT', 'position')")
+        if private_family(topic) is not None:
+            if self._config.credentials is None:
+                raise LocalProtocolError(f"{topic!r} is a private topic: it needs Config(credentials=...)")
+            if category is not None:
+                raise LocalProtocolError(
+                    f"{topic!r} is a private topic and takes no category= (use e.g. '{topic}.{category}')"
+                )
+            return Link.PRIVATE
+        return Link(self._category(category, f"subscribe({topic!r})"))
+
+    def _status(self, conn: LinkConnection) -> LinkStatus:
+        c = conn.counters
+        state = conn.state.name
+        return LinkStatus(
+            link=conn.link,
+            url=conn.url,
+            state=state,
+            connected=state in ("AUTHENTICATING", "LIVE"),
+            authenticated=conn.link is Link.PRIVATE and state == "LIVE",
+            subscriptions=tuple(sorted(conn.subs.confirmed)),
+            pending=tuple(sorted(conn.subs.in_flight("subscribe"))),
+            failed=tuple(sorted(conn.subs.failed.items())),
+            reconnects=c.reconnects,
+            dials=c.dials,
+            downs=c.downs,
+            messages=c.messages,
+            problems=c.problems,
+            last_message_age=c.message_age(self._now),
+            last_pong_rtt=c.last_pong_rtt,
+            live_for=None if c.live_since is None else self._now - c.live_since,
+        )
