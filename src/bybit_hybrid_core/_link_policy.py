@@ -58,7 +58,9 @@ class DialBudget:
     def take(self, host: str, now: float) -> float | None:
         """Spend one dial on `host` now and return None, or return when the next dial becomes possible."""
         dials = self._dials.setdefault(host, deque())
-        while dials and dials[0] <= now - self._window:
+        # One expression for "has left the window" and for the time we promise, so that at the promised
+        # time the slot really is free (float rounding must not turn a redial into a busy loop).
+        while dials and dials[0] + self._window <= now:
             dials.popleft()
         if len(dials) < self._limit:
             dials.append(now)
@@ -66,7 +68,7 @@ class DialBudget:
         return dials[0] + self._window
 
     def used(self, host: str, now: float) -> int:
-        return sum(1 for t in self._dials.get(host, ()) if t > now - self._window)
+        return sum(1 for t in self._dials.get(host, ()) if t + self._window > now)
 
 
 def url_host(url: str) -> str:
