@@ -14,12 +14,11 @@ import http.client
 import logging
 import ssl
 
-import anyio
 import h11
 
 from bybit_hybrid_core._events import RestRequest
 
-from ._net import Target, describe, target
+from ._net import Target, anyio_connect, describe, target
 
 __all__ = ["HttpExchange", "fetch_anyio", "fetch_asyncio", "fetch_sync"]
 
@@ -64,17 +63,12 @@ def _failed(request: RestRequest, exc: BaseException) -> tuple[int, bytes]:
 
 async def fetch_anyio(request: RestRequest, ssl_context: ssl.SSLContext, timeout: float) -> tuple[int, bytes]:
     """Perform `request` on the running anyio backend (asyncio or trio)."""
+    import anyio  # lazily: the stdlib-asyncio and threaded adapters must not need anyio
+
     try:
         with anyio.fail_after(timeout):
             where = target(request.url)
-            stream = await anyio.connect_tcp(
-                where.host,
-                where.port,
-                tls=where.tls,
-                ssl_context=ssl_context if where.tls else None,
-                tls_hostname=where.host,
-                tls_standard_compatible=False,
-            )
+            stream = await anyio_connect(where, ssl_context)
             try:
                 exchange = HttpExchange(request, where)
                 await stream.send(exchange.to_send)
