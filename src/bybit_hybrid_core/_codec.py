@@ -30,7 +30,7 @@ from ._codec_control import (
     encode_subscribe,
     encode_unsubscribe,
 )
-from ._codec_fields import check_finite, dec_hook, explain
+from ._codec_fields import check_finite, dec_hook, explain, looks_suspect
 from ._codec_private import (
     ExecutionMessage,
     ExecutionRow,
@@ -132,13 +132,15 @@ ControlMessage = AuthReply | Pong | SubscribeReply | OpReply | TradeReply
 Message = TopicMessage | ControlMessage
 
 
-def _decoder(typ: Any) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(typ, dec_hook=dec_hook)
+def _decoder(typ: Any, strict: bool = True) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(typ, dec_hook=dec_hook, strict=strict)
 
 
-# Topic families by the topic's first dot-separated word (BYBIT_V5.md §5, §6).
+# Topic families by the topic's first dot-separated word (BYBIT_V5.md §5, §6). Tickers decode non-strict
+# so that `nextFundingTime:"1786665600000"` becomes an int natively.
+_TICKERS = _decoder(TickerMessage, strict=False)
 _FAMILIES: dict[str, msgspec.json.Decoder[Any]] = {
-    "tickers": _decoder(TickerMessage),
+    "tickers": _TICKERS,
     "orderbook": _decoder(OrderbookMessage),
     "publicTrade": _decoder(PublicTradeMessage),
     "kline": _decoder(KlineMessage),
@@ -156,10 +158,10 @@ _ENVELOPE = msgspec.json.Decoder(Envelope)
 
 _TOPIC_B = re.compile(rb'"topic"\s*:\s*"([^"\\]*)"')
 _TOPIC_S = re.compile(r'"topic"\s*:\s*"([^"\\]*)"')
-# Text that could hold a non-finite or absurdly scaled decimal: NaN/Infinity spellings, an exponent, or a
-# very long run of digits. Only then is the decoded message walked (see `check_finite`).
-_SUSPECT_B = re.compile(rb'(?i)nan|inf|[\d.]e[-+]?\d+["\],}\s]|\d{900}')
-_SUSPECT_S = re.compile(r'(?i)nan|inf|[\d.]e[-+]?\d+["\],}\s]|\d{900}')
+# In valid JSON `":""` can only be a key followed by an empty string value (a `"` inside a string is
+# escaped), so rewriting it to `":null` turns Bybit's "not applicable" into None before msgspec sees it.
+_EMPTY_B = re.compile(rb'":\s*""')
+_EMPTY_S = re.compile(r'":\s*""')
 
 
 def _decoder_for(topic: str) -> msgspec.json.Decoder[Any]:
@@ -179,11 +181,19 @@ def _peek_topic(data: bytes | str) -> str | None:
     return mb.group(1).decode("utf-8", "replace") if mb else None
 
 
+def _typed(dec: msgspec.json.Decoder[Any], data: bytes | str, careful: bool = False) -> Any:
+    if dec is _TICKERS:
+        if isinstance(data, str):
+            data = _EMPTY_S.sub('":null', data) if careful else data.replace('":""', '":null')
+        else:
+            data = _EMPTY_B.sub(b'":null', data) if careful else data.replace(b'":""', b'":null')
+    return dec.decode(data)
+
+
 def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
     if isinstance(msg, OldLiquidationMessage):
         msg = msg.convert()
-    suspect = _SUSPECT_S.search(data) if isinstance(data, str) else _SUSPECT_B.search(data)
-    if suspect is not None:
+    if looks_suspect(data):
         bad = check_finite(msg)
         if bad is not None:
             raise DecodeError(f"{topic}: {bad}: expected a finite decimal of sensible scale")
@@ -195,7 +205,7 @@ def _decode(data: bytes | str) -> Message:
     topic = _peek_topic(data)
     if topic is not None:
         try:
-            msg = _decoder_for(topic).decode(data)
+            msg = _typed(_decoder_for(topic), data)
         except msgspec.DecodeError:
             pass  # fall through: the envelope pass names the real topic and the real problem
         else:
@@ -210,7 +220,7 @@ def _decode(data: bytes | str) -> Message:
     if env.topic is None:
         return classify_control(env)
     try:
-        msg = _decoder_for(env.topic).decode(data)
+        msg = _typed(_decoder_for(env.topic), data, careful=True)
     except msgspec.DecodeError as exc:
         raise DecodeError(explain(env.topic, exc)) from None
     return _finish(msg, data, env.topic)

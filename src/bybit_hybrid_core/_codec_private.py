@@ -33,7 +33,7 @@ __all__ = [
 _DN = DecimalOrNone
 
 
-class _Row(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class _Row(msgspec.Struct, frozen=True, kw_only=True, rename="camel", repr_omit_defaults=True):
     pass
 
 

@@ -6,12 +6,13 @@ letters Bybit uses for trades and books (`T`, `s`, `S`, ...), named explicitly.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import msgspec
 from msgspec import UNSET, UnsetType, field
 
-from ._codec_fields import DecimalOrNone, IntOrNone, StrOrNone, TimeOrNone
+from ._codec_fields import DecimalOrNone
 
 __all__ = [
     "Kline",
@@ -27,10 +28,12 @@ __all__ = [
     "TickerMessage",
 ]
 
-_D = DecimalOrNone | UnsetType
+# Plain types, no hook: `decode` rewrites Bybit's `"key":""` to `"key":null` before decoding a ticker, so
+# msgspec's native (C) Decimal parsing does the work; 3x faster than a dec_hook per field (bench/).
+_D = Decimal | None | UnsetType
 
 
-class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel", repr_omit_defaults=True):
     """One ticker: a linear/inverse snapshot or delta, a spot ticker or an option ticker (§5 tickers).
 
     Deltas carry only changed fields, so every field but `symbol` is `UNSET` when absent; `None` means Bybit
@@ -40,13 +43,13 @@ class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     symbol: str
     # linear / inverse (and partly spot)
-    tick_direction: StrOrNone | UnsetType = UNSET
+    tick_direction: str | UnsetType | None = UNSET
     price24h_pcnt: _D = UNSET
     last_price: _D = UNSET
-    prev_price24h: _D = UNSET
-    high_price24h: _D = UNSET
-    low_price24h: _D = UNSET
-    prev_price1h: _D = UNSET
+    prev_price24h: _D = field(default=UNSET, name="prevPrice24h")  # rename="camel" would say "...24H"
+    high_price24h: _D = field(default=UNSET, name="highPrice24h")
+    low_price24h: _D = field(default=UNSET, name="lowPrice24h")
+    prev_price1h: _D = field(default=UNSET, name="prevPrice1h")
     mark_price: _D = UNSET
     index_price: _D = UNSET
     open_interest: _D = UNSET
@@ -55,15 +58,15 @@ class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     single_open_interest_value: _D = UNSET
     turnover24h: _D = UNSET
     volume24h: _D = UNSET
-    next_funding_time: IntOrNone | UnsetType = UNSET  # ms
+    next_funding_time: int | UnsetType | None = UNSET  # ms
     funding_rate: _D = UNSET
-    funding_interval_hour: IntOrNone | UnsetType = UNSET
+    funding_interval_hour: int | UnsetType | None = UNSET
     funding_cap: _D = UNSET
     bid1_price: _D = UNSET
     bid1_size: _D = UNSET
     ask1_price: _D = UNSET
     ask1_size: _D = UNSET
-    delivery_time: TimeOrNone | UnsetType = UNSET
+    delivery_time: datetime | UnsetType | None = UNSET
     basis_rate: _D = UNSET
     basis: _D = UNSET
     basis_rate_year: _D = UNSET
@@ -71,7 +74,7 @@ class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     predicted_delivery_price: _D = UNSET
     pre_open_price: _D = UNSET
     pre_qty: _D = UNSET
-    cur_pre_listing_phase: StrOrNone | UnsetType = UNSET
+    cur_pre_listing_phase: str | UnsetType | None = UNSET
     # spot
     usd_index_price: _D = UNSET
     # option
