@@ -1,8 +1,10 @@
-"""Bybit V5 in a box: `FakeExchange` (the sans-IO server side) and the `Venue` behind it.
+"""Bybit V5 in a box: `FakeExchange` (the sans-IO server side), the `Venue` behind it, and `Simulation`
+(a HybridCore wired to a FakeExchange in memory, on a virtual clock).
 
-    from bybit_hybrid_core.testing import FakeExchange
-    ex = FakeExchange(seed=0, api_key="test-key", api_secret="test-secret")
-    conn = ex.accept(now); ex.receive(conn, data, now); actions = ex.poll()
+    from bybit_hybrid_core.testing import FakeExchange, Simulation
+    sim = Simulation(config, seed=3)
+    sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    sim.advance(2.0)
 
 See docs/testing.md.
 """
@@ -10,16 +12,22 @@ See docs/testing.md.
 from ._exchange import DEFAULT_START_MS, FakeExchange, VenueLike
 from ._exchange_conn import ServerAction, ServerClose, ServerSend
 from ._exchange_ops import ExchangeFaults
+from ._sim import Simulation, SimulationStuck
+from ._sim_chaos import FAULTS, Chaos
 from ._venue import OrderRejected, Venue
 
 __all__ = [
     "DEFAULT_START_MS",
+    "FAULTS",
+    "Chaos",
     "ExchangeFaults",
     "FakeExchange",
     "OrderRejected",
     "ServerAction",
     "ServerClose",
     "ServerSend",
+    "Simulation",
+    "SimulationStuck",
     "Venue",
     "VenueLike",
 ]
