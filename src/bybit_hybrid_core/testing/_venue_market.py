@@ -267,7 +267,6 @@ class Market:
             "gamma": "0.00001",
             "vega": "100",
             "theta": "-40",
-            "predictedDeliveryPrice": "0",
             "change24h": str(((px(q.last) - px(q.prev24h)) / px(q.prev24h)).quantize(_P6)),
         }
 
