@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import SAMPLES
 
 from bybit_hybrid_core._codec import (
     KlineMessage,
@@ -20,6 +19,7 @@ from bybit_hybrid_core._codec import (
 )
 from bybit_hybrid_core._errors import LocalProtocolError
 from bybit_hybrid_core.testing._venue import Venue
+from conftest import SAMPLES
 
 Json = dict[str, Any]
 START = 1_760_000_000_000
@@ -109,7 +109,8 @@ def test_option_topics_use_the_listed_contracts() -> None:
     assert len(options) == 2 and all(s.startswith("BTC-") and s.endswith("-C-USDT") for s in options)
     for s in options:
         assert v.topic_exists("option", f"tickers.{s}")
-        assert v.topic_exists("option", f"orderbook.25.{s}") and v.topic_exists("option", f"orderbook.100.{s}")
+        assert v.topic_exists("option", f"orderbook.25.{s}")
+        assert v.topic_exists("option", f"orderbook.100.{s}")
         assert not v.topic_exists("option", f"orderbook.50.{s}")
 
 
@@ -147,8 +148,13 @@ def test_every_public_message_decodes_and_has_the_samples_keys() -> None:
         ("linear", "allLiquidation"): sample("public-allLiquidation-linear-docs.json"),
     }
     seen = set()
-    types = {"tickers": TickerMessage, "orderbook": OrderbookMessage, "publicTrade": PublicTradeMessage,
-             "kline": KlineMessage, "allLiquidation": LiquidationMessage}  # fmt: skip
+    types = {
+        "tickers": TickerMessage,
+        "orderbook": OrderbookMessage,
+        "publicTrade": PublicTradeMessage,
+        "kline": KlineMessage,
+        "allLiquidation": LiquidationMessage,
+    }
     for cat, topic, msg in pushes:
         kind = topic.split(".")[0]
         decoded = decode(json.dumps(msg))
@@ -396,8 +402,9 @@ def test_a_long_jump_is_capped_and_deltas_still_rebuild_the_state() -> None:
     assert len(of(pushes, topic)) <= 5 and len(pushes) <= 11
     for d in of(pushes, topic):
         state.update(d["data"])
-    assert v.snapshot("linear", topic, 86_400.0) == {**snap, "data": state, "cs": of(pushes, topic)[-1]["cs"],
-                                                     "ts": START + 86_400_000}  # fmt: skip
+    cs = of(pushes, topic)[-1]["cs"]
+    expected = {**snap, "data": state, "cs": cs, "ts": START + 86_400_000}
+    assert v.snapshot("linear", topic, 86_400.0) == expected
     assert v.next_step_at() == pytest.approx(86_400.1)
 
 
