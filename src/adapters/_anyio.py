@@ -1,0 +1,247 @@
+"""The anyio adapter (asyncio or trio): one loop that owns a `HybridCore` and only moves bytes.
+
+    async with HybridStream(api_key=..., api_secret=..., testnet=True) as stream:
+        async for event in stream:
+            ...
+
+Per connection one task dials (TCP, then TLS with SNI and verification for wss://) and reads; the loop
+feeds every input with `anyio.current_time()` to the core, performs its actions and sleeps until the next
+input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.EventBuffer`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from bybit_hybrid_core._config import Link
+from bybit_hybrid_core._core import HybridCore
+from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, Send
+
+from ._net import LinkStats, anyio_connect, describe, target
+from ._queue import EventBuffer
+from .config import settings
+from .rest import fetch_anyio
+
+__all__ = ["HybridStream"]
+
+log = logging.getLogger("bybit_hybrid")
+Item = tuple[str, Any, Any, Any]  # (kind, link, connection or request, payload)
+
+
+class _Conn:
+    __slots__ = ("scope", "stream")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.stream: ByteStream | None = None
+
+
+class HybridStream:
+    """A Bybit V5 hybrid stream on anyio. Arguments: see `bybit_hybrid.config` (args or environment).
+
+    Commands (`track`, `untrack`, `subscribe`, `unsubscribe`) and `core` reads must run on the stream's
+    event loop; they act at once and wake the loop.
+    """
+
+    def __init__(self, api_key: str | None = None, api_secret: str | None = None, **options: Any) -> None:
+        self.settings = settings(api_key, api_secret, **options)
+        self.core = HybridCore(self.settings.config)
+        self.links: dict[Link, LinkStats] = {link: LinkStats() for link in Link}
+        self._buffer = EventBuffer(self.settings.max_pending)
+        self._batch: deque[Event] = deque()
+        self._conns: dict[Link, _Conn] = {}
+        self._ready: anyio.Event | None = None  # made on the event loop (anyio needs a running backend)
+        self._tg: TaskGroup | None = None
+        self._tasks: TaskGroup | None = None
+        self._tx: MemoryObjectSendStream[Item] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self._tg else "new"
+        return f"<HybridStream anyio {state} links={sorted(self._conns)} pending={len(self._buffer)}>"
+
+    # ----------------------------------------------------------------------------- the application side
+
+    async def __aenter__(self) -> HybridStream:
+        self._ready = anyio.Event()
+        self.core.start(anyio.current_time(), time.time_ns() // 1_000_000)  # commands work from here on
+        self._tx, rx = anyio.create_memory_object_stream[Item](256)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._run, rx)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+        if self._tx is not None:
+            self._tx.close()
+
+    def __aiter__(self) -> HybridStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._batch:
+            batch = await self.next_batch()
+            if not batch:
+                raise StopAsyncIteration
+            self._batch.extend(batch)
+        return self._batch.popleft()
+
+    async def next_batch(self) -> list[Event]:
+        """Every pending event, oldest first; waits for at least one. [] once the stream is closed;
+        raises what stopped the loop if it failed."""
+        while not self._buffer:
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                return []
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        return self._buffer.drain()
+
+    @property
+    def pending(self) -> int:
+        """Events waiting for the application (bounded for market data; see `_queue`)."""
+        return len(self._buffer)
+
+    def track(self, symbol: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.track(symbol, **kwargs))
+
+    def untrack(self, symbol: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.untrack(symbol, **kwargs))
+
+    def subscribe(self, topic: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.subscribe(topic, **kwargs))
+
+    def unsubscribe(self, topic: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.unsubscribe(topic, **kwargs))
+
+    def _command(self, fn: Callable[[HybridCore], object]) -> None:
+        fn(self.core)  # misuse raises here, at the caller
+        # A full inbox means the loop polls soon anyway; a closed one, that nobody will.
+        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if self._tx is not None:
+                self._tx.send_nowait(("poll", None, None, None))
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    async def _run(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
+        async with anyio.create_task_group() as tasks, inbox:
+            self._tasks = tasks
+            try:
+                await self._loop(inbox)
+            except Exception as exc:  # a bug, not the network: surface it to the application
+                log.exception("bybit_hybrid loop failed")
+                self._failure = exc
+            finally:
+                tasks.cancel_scope.cancel()  # every connection task closes its socket on the way out
+                self._closed = True
+                self._wake()
+
+    async def _loop(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
+        clock, core = anyio.current_time, self.core
+        while True:
+            out = core.poll()
+            for action in out.actions:
+                await self._perform(action)
+            if out.events:
+                self._buffer.extend(out.events)
+                self._wake()
+            item = None
+            with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
+                item = await inbox.receive()
+            if item is None:
+                core.tick(max(clock(), out.deadline or 0.0))  # an early wake-up is still due
+            else:
+                self._feed(*item, now=clock())
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
+
+    def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
+        if kind == "rest":
+            self.core.positions_snapshot(conn, payload[0], payload[1], now)
+        elif kind != "poll" and self._conns.get(link) is conn:  # else: late, from a replaced connection
+            if kind == "up":
+                self.links[link].connects += 1
+                self.core.connected(link, now)
+            elif kind == "data":
+                stats = self.links[link]
+                stats.bytes_in += len(payload)
+                stats.last_receive = now
+                self.core.receive(link, payload, now)
+            else:
+                self._close(link)
+                self.core.lost(link, now, payload)
+
+    async def _perform(self, action: Action) -> None:
+        assert self._tasks is not None
+        match action:
+            case Dial(link=link, url=url):
+                self._close(link)
+                conn = self._conns[link] = _Conn()
+                self.links[link].dials += 1
+                self._tasks.start_soon(self._connection, link, conn, url)
+            case Send(link=link, data=data):
+                conn = self._conns.get(link)
+                if conn is None or conn.stream is None:
+                    return  # the link went away after the core asked; it learns so from the "lost" input
+                try:
+                    with anyio.fail_after(self.settings.connect_timeout):
+                        await conn.stream.send(data)
+                except Exception as exc:
+                    self._close(link)
+                    self.core.lost(link, anyio.current_time(), describe(exc))
+            case Hangup(link=link):
+                self._close(link)
+            case FetchPositions(request=request, timeout=timeout):
+                self._tasks.start_soon(self._fetch, request, timeout)
+
+    def _close(self, link: Link) -> None:
+        conn = self._conns.pop(link, None)
+        if conn is not None:
+            conn.scope.cancel()
+
+    async def _post(self, item: Item) -> None:
+        assert self._tx is not None
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):  # shutting down
+            await self._tx.send(item)
+
+    async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
+        with conn.scope:
+            try:
+                where = target(url)
+                with anyio.fail_after(self.settings.connect_timeout):
+                    conn.stream = await anyio_connect(where, self.settings.ssl_context)
+                await self._post(("up", link, conn, None))
+                while True:
+                    try:
+                        data = await conn.stream.receive()
+                    except anyio.EndOfStream:
+                        await self._post(("data", link, conn, b""))
+                        return
+                    await self._post(("data", link, conn, data))
+            except Exception as exc:
+                await self._post(("lost", link, conn, describe(exc)))
+            finally:
+                if conn.stream is not None:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.aclose_forcefully(conn.stream)
+
+    async def _fetch(self, request: Any, timeout: float) -> None:
+        answer = await fetch_anyio(request, self.settings.ssl_context, timeout)
+        await self._post(("rest", None, request, answer))

@@ -1,0 +1,232 @@
+"""The stdlib-asyncio adapter: the same `HybridStream` API as the anyio one, with no dependency but asyncio.
+
+    from bybit_hybrid.asyncio import HybridStream
+    async with HybridStream(api_key=..., api_secret=..., testnet=True) as stream:
+        async for event in stream:
+            ...
+
+One task per connection dials (`asyncio.open_connection`: TLS with SNI and verification for wss://) and
+reads; the loop feeds inputs with `loop.time()` to the core, performs its actions and sleeps until the next
+input or `Output.deadline` (`asyncio.timeout_at`, the same clock). Writes are buffered by the transport,
+so the loop never blocks on a slow peer; a peer that stops reading is found by the core's pong deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from bybit_hybrid_core._config import Link
+from bybit_hybrid_core._core import HybridCore
+from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, RestRequest, Send
+
+from ._net import LinkStats, describe, target
+from ._queue import EventBuffer
+from .config import settings
+from .rest import fetch_asyncio
+
+__all__ = ["HybridStream"]
+
+log = logging.getLogger("bybit_hybrid")
+Item = tuple[str, Any, Any, Any]  # (kind, link, connection or request, payload)
+
+
+class _Conn:
+    __slots__ = ("task", "writer")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+
+class HybridStream:
+    """A Bybit V5 hybrid stream on stdlib asyncio. Arguments: see `bybit_hybrid.config`.
+
+    Commands (`track`, `untrack`, `subscribe`, `unsubscribe`) and `core` reads must run on the stream's
+    event loop; they act at once and wake the loop.
+    """
+
+    def __init__(self, api_key: str | None = None, api_secret: str | None = None, **options: Any) -> None:
+        self.settings = settings(api_key, api_secret, **options)
+        self.core = HybridCore(self.settings.config)
+        self.links: dict[Link, LinkStats] = {link: LinkStats() for link in Link}
+        self._buffer = EventBuffer(self.settings.max_pending)
+        self._batch: deque[Event] = deque()
+        self._conns: dict[Link, _Conn] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox: asyncio.Queue[Item] = asyncio.Queue(256)
+        self._ready = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self._run_task else "new"
+        return f"<HybridStream asyncio {state} links={sorted(self._conns)} pending={len(self._buffer)}>"
+
+    # ----------------------------------------------------------------------------- the application side
+
+    async def __aenter__(self) -> HybridStream:
+        loop = asyncio.get_running_loop()
+        self.core.start(loop.time(), time.time_ns() // 1_000_000)  # commands work from here on
+        self._run_task = asyncio.create_task(self._run(), name="bybit-hybrid-loop")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._run_task is not None:
+            self._run_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._run_task
+            for _ in range(3):  # aborted transports close their sockets on the next loop iterations
+                await asyncio.sleep(0)
+
+    def __aiter__(self) -> HybridStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._batch:
+            batch = await self.next_batch()
+            if not batch:
+                raise StopAsyncIteration
+            self._batch.extend(batch)
+        return self._batch.popleft()
+
+    async def next_batch(self) -> list[Event]:
+        """Every pending event, oldest first; waits for at least one. [] once the stream is closed;
+        raises what stopped the loop if it failed."""
+        while not self._buffer:
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                return []
+            self._ready.clear()
+            await self._ready.wait()
+        return self._buffer.drain()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def track(self, symbol: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.track(symbol, **kwargs))
+
+    def untrack(self, symbol: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.untrack(symbol, **kwargs))
+
+    def subscribe(self, topic: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.subscribe(topic, **kwargs))
+
+    def unsubscribe(self, topic: str, **kwargs: Any) -> None:
+        self._command(lambda core: core.unsubscribe(topic, **kwargs))
+
+    def _command(self, fn: Callable[[HybridCore], object]) -> None:
+        fn(self.core)  # misuse raises here, at the caller
+        with contextlib.suppress(asyncio.QueueFull):  # a full inbox means the loop polls soon anyway
+            self._inbox.put_nowait(("poll", None, None, None))
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        except Exception as exc:  # a bug, not the network: surface it to the application
+            log.exception("bybit_hybrid loop failed")
+            self._failure = exc
+        finally:
+            for conn in self._conns.values():
+                if conn.task is not None:
+                    conn.task.cancel()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._closed = True
+            self._ready.set()
+
+    async def _loop(self) -> None:
+        clock, core = asyncio.get_running_loop().time, self.core
+        while True:
+            out = core.poll()
+            for action in out.actions:
+                self._perform(action)
+            if out.events:
+                self._buffer.extend(out.events)
+                self._ready.set()
+            try:
+                async with asyncio.timeout_at(out.deadline):
+                    item = await self._inbox.get()
+            except TimeoutError:
+                core.tick(max(clock(), out.deadline or 0.0))  # an early wake-up is still due
+            else:
+                self._feed(*item, now=clock())
+
+    def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
+        if kind == "rest":
+            self.core.positions_snapshot(conn, payload[0], payload[1], now)
+        elif kind != "poll" and self._conns.get(link) is conn:  # else: late, from a replaced connection
+            if kind == "up":
+                self.links[link].connects += 1
+                self.core.connected(link, now)
+            elif kind == "data":
+                stats = self.links[link]
+                stats.bytes_in += len(payload)
+                stats.last_receive = now
+                self.core.receive(link, payload, now)
+            else:
+                self._close(link)
+                self.core.lost(link, now, payload)
+
+    def _perform(self, action: Action) -> None:
+        match action:
+            case Dial(link=link, url=url):
+                self._close(link)
+                conn = self._conns[link] = _Conn()
+                self.links[link].dials += 1
+                conn.task = self._spawn(self._connection(link, conn, url))
+            case Send(link=link, data=data):
+                conn = self._conns.get(link)
+                if conn is not None and conn.writer is not None and not conn.writer.is_closing():
+                    conn.writer.write(data)
+            case Hangup(link=link):
+                self._close(link)
+            case FetchPositions(request=request, timeout=timeout):
+                self._spawn(self._fetch(request, timeout))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _close(self, link: Link) -> None:
+        conn = self._conns.pop(link, None)
+        if conn is not None and conn.task is not None:
+            conn.task.cancel()
+
+    async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
+        try:
+            where = target(url)
+            tls = self.settings.ssl_context if where.tls else None
+            reader, conn.writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    where.host, where.port, ssl=tls, server_hostname=where.host if tls else None
+                ),
+                self.settings.connect_timeout,
+            )
+            await self._inbox.put(("up", link, conn, None))
+            while data := await reader.read(65536):
+                await self._inbox.put(("data", link, conn, data))
+            await self._inbox.put(("data", link, conn, b""))
+        except Exception as exc:
+            await self._inbox.put(("lost", link, conn, describe(exc)))
+        finally:
+            if conn.writer is not None:
+                conn.writer.transport.abort()  # no TLS goodbye: the core already sent its close frame
+
+    async def _fetch(self, request: RestRequest, timeout: float) -> None:
+        answer = await fetch_asyncio(request, self.settings.ssl_context, timeout)
+        await self._inbox.put(("rest", None, request, answer))
