@@ -206,7 +206,7 @@ def _decode(data: bytes | str) -> Message:
     if topic is not None:
         try:
             msg = _typed(_decoder_for(topic), data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # fall through: the envelope pass names the real topic and the real problem
         else:
             if msg.topic == topic:
@@ -217,6 +217,10 @@ def _decode(data: bytes | str) -> Message:
         raise DecodeError(explain("frame", exc)) from None
     except msgspec.DecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not JSON: invalid UTF-8: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise DecodeError("not JSON: nested too deeply") from None
     if env.topic is None:
         return classify_control(env)
     try:

@@ -135,6 +135,8 @@ class OrderRow(_Row, frozen=True, kw_only=True):
     parent_order_link_id: str = ""
     slippage_tolerance: _DN = None
     slippage_tolerance_type: str = ""
+    rpi_taker_access: bool = False
+    rpi_matched_qty: _DN = None
     created_time: MsInt = 0
     updated_time: MsInt = 0
 

@@ -103,6 +103,7 @@ class TickerMessage(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
     data: TickerData
     cs: int | None = None
+    id: str | None = None  # options only
 
 
 Level = tuple[Decimal, Decimal]
@@ -126,6 +127,7 @@ class OrderbookMessage(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
     data: OrderbookData
     cts: int | None = None
+    id: str | None = None  # options only
 
 
 class PublicTrade(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,6 +156,7 @@ class PublicTradeMessage(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
     data: tuple[PublicTrade, ...]
     type: str = "snapshot"
+    id: str | None = None  # options only
 
 
 class Kline(msgspec.Struct, frozen=True, kw_only=True):
