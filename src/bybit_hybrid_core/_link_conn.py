@@ -344,7 +344,10 @@ class LinkConnection:
             self._host.on_down(self.link, now)
 
     def _send(self, text: str) -> None:
-        assert self._wire is not None and self._wire.is_open, "sending on a link with no open socket"
+        if self._wire is None or not self._wire.is_open:
+            # The bytes that completed the upgrade also held a close or a broken frame: the wire is dead
+            # already, and its terminal event, next in this same batch, takes the link down.
+            return
         self._wire.send_text(text)
         self._flush()
 
