@@ -446,3 +446,19 @@ def test_add_symbol_infers_tick_and_qty_step() -> None:
         v.add_symbol("futures", "XRPUSDT", "3")
     with pytest.raises(LocalProtocolError):
         v.add_symbol("linear", "ADAUSDT", "-1")
+
+
+def test_a_contract_a_few_ticks_above_zero_never_shows_a_price_below_one_tick() -> None:
+    v = venue()
+    v.add_symbol("linear", "TINYUSDT", "0.0000003", tick="0.0000001")
+    subs = {"linear": {"tickers.TINYUSDT", "orderbook.50.TINYUSDT", "publicTrade.TINYUSDT"}}
+    book = v.snapshot("linear", "orderbook.50.TINYUSDT", 0.0)
+    pushes = run(v, subs, 0.0, 10.0)
+    assert book is not None and 1 <= len(book["data"]["b"]) < 50 and len(book["data"]["a"]) == 50
+    prices = [
+        Decimal(p) for _, _, m in pushes if "b" in m["data"] for p, _ in m["data"]["b"] + m["data"]["a"]
+    ]
+    prices += [Decimal(r["p"]) for m in of(pushes, "publicTrade.TINYUSDT") for r in m["data"]]
+    for m in of(pushes, "tickers.TINYUSDT"):
+        prices += [Decimal(m["data"][k]) for k in ("markPrice", "bid1Price", "ask1Price") if k in m["data"]]
+    assert len(prices) > 100 and min(prices) >= Decimal("0.0000001")

@@ -13,6 +13,7 @@ book never changes the market's walk.
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import chain
 from random import Random
 from typing import Any
 
@@ -35,13 +36,15 @@ class Book:
         self.u = u
         self.bids: dict[int, Decimal] = {}  # price ticks -> size
         self.asks: dict[int, Decimal] = {}
+        self._bid_range = range(0)  # the ladders' price ranges (ticks, ascending)
+        self._ask_range = range(0)
         self._restart = False
         self._last_sent = 0
 
     def snapshot(self, bid: int, ask: int, ts: int, seq: int) -> Json:
-        """Re-centre on (bid, ask) and answer the whole book as a snapshot (same `u`: nothing new)."""
+        """The whole book as a snapshot (same `u`: nothing new); a new book is centred on (bid, ask)."""
         if not self.bids:
-            self._recentre(bid, ask)
+            self._recentre(bid, ask, {}, {})
         return self._message("snapshot", self.bids, self.asks, ts, seq)
 
     def restart(self) -> None:
@@ -50,17 +53,16 @@ class Book:
 
     def step(self, bid: int, ask: int, ts: int, seq: int) -> Json | None:
         """Move the book to the quote's top; the message due (delta, level-1 snapshot) or None."""
-        old_bids, old_asks = dict(self.bids), dict(self.asks)
-        self._recentre(bid, ask)
-        self._jiggle(self.bids)
-        self._jiggle(self.asks)
+        changed_b: dict[int, Decimal] = {}
+        changed_a: dict[int, Decimal] = {}
+        self._recentre(bid, ask, changed_b, changed_a)
+        self._jiggle(self.bids, self._bid_range, changed_b)
+        self._jiggle(self.asks, self._ask_range, changed_a)
         if self._restart:
             self._restart = False
             self.u = 1
             self._last_sent = ts
             return self._message("snapshot", self.bids, self.asks, ts, seq)
-        changed_b = _diff(old_bids, self.bids)
-        changed_a = _diff(old_asks, self.asks)
         if self.depth == 1:
             if changed_b or changed_a:
                 self.u += 1
@@ -73,15 +75,31 @@ class Book:
         self.u += 1
         return self._message("delta", changed_b, changed_a, ts, seq)
 
-    def _recentre(self, bid: int, ask: int) -> None:
-        fresh = self._fresh_size
-        self.bids = {p: self.bids.get(p) or fresh() for p in range(bid, bid - self.depth, -1)}
-        self.asks = {p: self.asks.get(p) or fresh() for p in range(ask, ask + self.depth)}
+    def _recentre(
+        self, bid: int, ask: int, changed_b: dict[int, Decimal], changed_a: dict[int, Decimal]
+    ) -> None:
+        # a book never reaches zero: a cheap contract shows fewer bid levels instead
+        bids = range(max(1, bid - self.depth + 1), bid + 1)
+        asks = range(ask, ask + self.depth)
+        self._move(self.bids, self._bid_range, bids, changed_b)
+        self._move(self.asks, self._ask_range, asks, changed_a)
+        self._bid_range, self._ask_range = bids, asks
 
-    def _jiggle(self, side: dict[int, Decimal]) -> None:
-        prices = list(side)
-        for _ in range(self._rng.randint(0, 3)):
-            side[self._rng.choice(prices)] = self._fresh_size()
+    def _move(self, side: dict[int, Decimal], old: range, new: range, changed: dict[int, Decimal]) -> None:
+        """Slide one contiguous ladder from `old` to `new`, touching only the levels that left or came."""
+        for p in chain(range(old.start, min(old.stop, new.start)), range(max(old.start, new.stop), old.stop)):
+            del side[p]
+            changed[p] = Decimal(0)
+        for p in chain(range(new.start, min(new.stop, old.start)), range(max(new.start, old.stop), new.stop)):
+            side[p] = changed[p] = self._fresh_size()
+
+    def _jiggle(self, side: dict[int, Decimal], ladder: range, changed: dict[int, Decimal]) -> None:
+        """A few sizes change each step."""
+        for _ in range(self._rng.randint(0, 3) if ladder else 0):
+            p = ladder[self._rng.randrange(len(ladder))]
+            size = self._fresh_size()
+            if side[p] != size:
+                side[p] = changed[p] = size
 
     def _fresh_size(self) -> Decimal:
         return self.inst.qty_step * self._rng.randint(1, 5000)
@@ -111,10 +129,3 @@ class Book:
 
 def _size(inst: Instrument, size: Decimal) -> str:
     return "0" if size == 0 else inst.qty(size)
-
-
-def _diff(old: dict[int, Decimal], new: dict[int, Decimal]) -> dict[int, Decimal]:
-    """Levels whose size differs between `old` and `new`; removed levels get size 0."""
-    changed = {p: s for p, s in new.items() if old.get(p) != s}
-    changed.update({p: Decimal(0) for p in old if p not in new})
-    return changed

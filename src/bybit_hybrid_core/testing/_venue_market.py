@@ -125,7 +125,7 @@ class Market:
             mark = max(floor, q.index + round(rng.gauss(0.0, 1.0)))
             q.mark = mark if mark != q.mark else mark + rng.choice((-1, 1))
         if (rng.random() < 0.7 or steps > 1) and not held:
-            q.bid = q.mark - rng.randint(0, 2)
+            q.bid = max(1, q.mark - rng.randint(0, 2))  # prices stay at least one tick
             q.ask = q.bid + rng.choice((1, 1, 1, 2))
             q.bid_size, q.ask_size = self._size(inst), self._size(inst)
         elif rng.random() < 0.5:
@@ -145,7 +145,7 @@ class Market:
         for _ in range(rng.randint(1, 8)):
             price = q.ask if side == "Buy" else q.bid
             if rng.random() < 0.2:  # walked one level deeper
-                price += 1 if side == "Buy" else -1
+                price = price + 1 if side == "Buy" else max(1, price - 1)
             qty = inst.qty_step * rng.randint(1, 2000)
             q.tick_dir = _tick_direction(q.tick_dir, price - q.last)
             q.last = price
@@ -170,7 +170,8 @@ class Market:
         if t <= 0:
             raise ValueError(f"mark must be at least one tick ({q.inst.tick}), got {price}")
         q.index = q.mark = q.last = t
-        q.bid, q.ask = t - 1, t
+        q.bid = max(1, t - 1)
+        q.ask = q.bid + 1
         q.held = True
         q.high, q.low = max(q.high, t), min(q.low, t)
 
