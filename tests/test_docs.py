@@ -31,3 +31,15 @@ def test_page_code_runs(page: Path) -> None:
     for line, body in python_blocks(page):
         code = compile(body, f"{page.name}:{line}", "exec")
         exec(code, namespace)
+
+
+def test_state_diagram_is_current() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_state_diagram", REPO / "docs" / "make_state_diagram.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (REPO / "docs" / "architecture.md").read_text()
+    assert module.BEGIN in page, "docs/architecture.md lost its state-diagram markers"
+    assert module.render(page) == page, "run: python docs/make_state_diagram.py --write"
