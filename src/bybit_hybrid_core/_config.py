@@ -157,13 +157,16 @@ class Timings:
     def __post_init__(self) -> None:
         if self.max_active_time is not None and not 30 <= self.max_active_time <= 600:
             raise LocalProtocolError(
-                f"max_active_time must be between 30 and 600 seconds (Bybit's range), got {self.max_active_time}"
+                "max_active_time must be between 30 and 600 seconds (Bybit's range), "
+                f"got {self.max_active_time}"
             )
         for name in ("ping_interval", "pong_timeout", "handshake_timeout", "ack_timeout", "backoff_base"):
             if getattr(self, name) <= 0:
                 raise LocalProtocolError(f"Timings.{name} must be positive")
         if self.dial_budget < 1 or self.dial_budget >= 500:
-            raise LocalProtocolError("Timings.dial_budget must be between 1 and 499 (Bybit allows 500 per 5 min)")
+            raise LocalProtocolError(
+                "Timings.dial_budget must be between 1 and 499 (Bybit allows 500 per 5 min)"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -199,7 +202,9 @@ class Config:
             if category not in CATEGORIES:
                 raise LocalProtocolError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
         if isinstance(self.categories, str) or isinstance(self.topics, str):
-            raise LocalProtocolError("categories and topics are tuples of strings, e.g. categories=('linear',)")
+            raise LocalProtocolError(
+                "categories and topics are tuples of strings, e.g. categories=('linear',)"
+            )
 
     @property
     def urls(self) -> Endpoints:

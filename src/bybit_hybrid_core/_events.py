@@ -40,10 +40,10 @@ __all__ = [
     "Hangup",
     "KlineUpdate",
     "Level",
-    "Liquidations",
     "LinkConnected",
     "LinkDown",
     "LinkUp",
+    "Liquidations",
     "OrderUpdate",
     "OrderbookUpdate",
     "Output",
@@ -82,19 +82,19 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     link: Link
 
 
-class Dial(Action):
+class Dial(Action, frozen=True):
     """Open TCP (+ TLS for wss://) to `url`'s host, then call `core.connected(link, now)`."""
 
     url: str
 
 
-class Send(Action):
+class Send(Action, frozen=True):
     """Write these bytes to the link's socket."""
 
     data: bytes
 
 
-class Hangup(Action):
+class Hangup(Action, frozen=True):
     """Close the link's socket (the core has already sent a close frame where one was due)."""
 
     reason: str
@@ -122,7 +122,7 @@ class RestRequest(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class FetchPositions(Action):
+class FetchPositions(Action, frozen=True):
     """Perform `request` and hand the answer to `core.positions_snapshot(request, status, body, now)`.
 
     On a transport failure call it with `status=0` and `body=b""`.
@@ -145,24 +145,24 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 # links
 
 
-class LinkConnected(Event):
+class LinkConnected(Event, frozen=True):
     """The WebSocket handshake completed (HTTP 101). Private links still have to authenticate."""
 
     url: str
 
 
-class LinkUp(Event):
+class LinkUp(Event, frozen=True):
     """The link is usable: connected and, on the private link, authenticated."""
 
 
-class LinkDown(Event):
+class LinkDown(Event, frozen=True):
     """The link is gone. `retry_in` is when the core will redial (None: it will not)."""
 
     reason: str
     retry_in: float | None
 
 
-class HandshakeRefused(Event):
+class HandshakeRefused(Event, frozen=True):
     """The server answered the upgrade with an HTTP status instead of 101 (403 is Bybit's geo-block)."""
 
     status: int
@@ -170,11 +170,11 @@ class HandshakeRefused(Event):
     hint: str
 
 
-class Authenticated(Event):
+class Authenticated(Event, frozen=True):
     """The private link's auth was accepted."""
 
 
-class AuthFailed(Event):
+class AuthFailed(Event, frozen=True):
     """The private link's auth was refused. The core backs off (`retry_in`) and tries again."""
 
     reason: str
@@ -182,22 +182,22 @@ class AuthFailed(Event):
     retry_in: float
 
 
-class Subscribed(Event):
+class Subscribed(Event, frozen=True):
     topics: tuple[str, ...]
 
 
-class Unsubscribed(Event):
+class Unsubscribed(Event, frozen=True):
     topics: tuple[str, ...]
 
 
-class SubscriptionFailed(Event):
+class SubscriptionFailed(Event, frozen=True):
     """The server refused `topic`. Reported once; the core does not retry it until asked again."""
 
     topic: str
     reason: str
 
 
-class ProtocolProblem(Event):
+class ProtocolProblem(Event, frozen=True):
     """The remote sent something the core could not use. Nothing was raised and no state was lost."""
 
     detail: str
@@ -207,8 +207,11 @@ class ProtocolProblem(Event):
 # market data
 
 
-class TickerUpdate(Event):
-    """The merged ticker after a snapshot or a delta. Fields never sent are `UNSET`; `None` = not applicable."""
+class TickerUpdate(Event, frozen=True):
+    """The merged ticker after a snapshot or a delta.
+
+    Fields never sent are `UNSET`; `None` means not applicable.
+    """
 
     category: str
     symbol: str
@@ -218,7 +221,7 @@ class TickerUpdate(Event):
     cs: int | None = None
 
 
-class OrderbookUpdate(Event):
+class OrderbookUpdate(Event, frozen=True):
     """One order book message applied. `bids`/`asks` are the levels the message carried (size 0 = removed);
     the full book is `core.orderbook(...)`. `best_bid`/`best_ask` are after applying."""
 
@@ -236,25 +239,25 @@ class OrderbookUpdate(Event):
     cts: int | None = None
 
 
-class PublicTrades(Event):
+class PublicTrades(Event, frozen=True):
     category: str
     topic: str
     trades: tuple[PublicTrade, ...]
 
 
-class KlineUpdate(Event):
+class KlineUpdate(Event, frozen=True):
     category: str
     topic: str
     candles: tuple[Kline, ...]
 
 
-class Liquidations(Event):
+class Liquidations(Event, frozen=True):
     category: str
     topic: str
     liquidations: tuple[Liquidation, ...]
 
 
-class TopicData(Event):
+class TopicData(Event, frozen=True):
     """A topic with no dedicated event (e.g. dcp, insurance, system.status): the decoded message."""
 
     topic: str
@@ -264,23 +267,23 @@ class TopicData(Event):
 # account data
 
 
-class OrderUpdate(Event):
+class OrderUpdate(Event, frozen=True):
     order: OrderRow
 
 
-class ExecutionUpdate(Event):
+class ExecutionUpdate(Event, frozen=True):
     execution: ExecutionRow
 
 
-class FastExecutionUpdate(Event):
+class FastExecutionUpdate(Event, frozen=True):
     execution: FastExecutionRow
 
 
-class WalletUpdate(Event):
+class WalletUpdate(Event, frozen=True):
     wallet: WalletRow
 
 
-class GreeksUpdate(Event):
+class GreeksUpdate(Event, frozen=True):
     greeks: GreeksRow
 
 
@@ -310,7 +313,7 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
         return (self.category, self.symbol, self.position_idx)
 
 
-class PositionUpdate(Event):
+class PositionUpdate(Event, frozen=True):
     """An open position priced at the live mark. Emitted when the position or its mark changes."""
 
     category: str
@@ -339,12 +342,12 @@ class PositionUpdate(Event):
         return (self.category, self.symbol, self.position_idx)
 
 
-class PositionOpened(Event):
+class PositionOpened(Event, frozen=True):
     position: Position
     cause: Literal["position", "snapshot"]
 
 
-class PositionClosed(Event):
+class PositionClosed(Event, frozen=True):
     """The position went flat (or vanished from a REST snapshot). `position` is its last open state."""
 
     position: Position
@@ -352,14 +355,14 @@ class PositionClosed(Event):
     seq: int
 
 
-class PositionsSynced(Event):
+class PositionsSynced(Event, frozen=True):
     """A REST snapshot of `category` (all pages) was reconciled with the stream."""
 
     category: str
     open_positions: int
 
 
-class SnapshotFailed(Event):
+class SnapshotFailed(Event, frozen=True):
     """A REST snapshot request failed; the core retries after `retry_in` seconds."""
 
     category: str
