@@ -473,6 +473,10 @@ def test_encoders_shapes_with_other_values() -> None:
             b'{"topic":"publicTrade.A","ts":1,"data":[{"T":1,"s":"A","S":"Buy","v":"1","p":"\\u004eaN"}]}',
             "publicTrade.A: data[0].p: expected a finite decimal",
         ),
+        (
+            '{"topic":"orderbook.1.A","ts":1,"type":"delta","data":{"s":"A","b":[],"a":[["1e\u0661\u0660\u0660\u0660\u0660","1"]],"u":1}}'.encode(),
+            "orderbook.1.A: data.a[0][0]: expected a finite decimal",
+        ),
         (b'{"topic":"wallet","creationTime":1}', "wallet: object missing required field `data`"),
         (b'{"type":"COMMAND_RESP","success":true,"data":{"successTopics":"x"}}', "COMMAND_RESP: data: "),
         (b'{"reqId":"1","op":"order.create"}', "trade reply: reqId without retCode"),

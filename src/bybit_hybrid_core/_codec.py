@@ -1,7 +1,7 @@
 """The codec: one `decode()` for every inbound Bybit V5 frame, and the encoders for the ops we send.
 
 Theory of operation. Almost every frame is a topic message, so `decode` first looks for the top-level
-`"topic":"..."` with one regex, picks the typed decoder of that topic's family (built once, at import) and
+`"topic":"..."` with two `find`s, picks the typed decoder of that topic's family (built once, at import) and
 decodes the whole frame in a single pass. Only when that fails, or the frame has no topic, does it decode a
 permissive `Envelope` and classify it in the order of BYBIT_V5.md "Practical consequences" item 1:
 topic -> data; retCode/reqId -> trade reply; type COMMAND_RESP -> option subscribe ack; op -> control reply.
@@ -156,15 +156,13 @@ _FAST = _decoder(FastExecutionMessage)
 _OTHER = _decoder(OtherTopicMessage)
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 
-_TOPIC_B = re.compile(rb'"topic"\s*:\s*"([^"\\]*)"')
-_TOPIC_S = re.compile(r'"topic"\s*:\s*"([^"\\]*)"')
 # In valid JSON `":""` can only be a key followed by an empty string value (a `"` inside a string is
 # escaped), so rewriting it to `":null` turns Bybit's "not applicable" into None before msgspec sees it.
 _EMPTY_B = re.compile(rb'":\s*""')
 _EMPTY_S = re.compile(r'":\s*""')
 
 
-def _decoder_for(topic: str) -> msgspec.json.Decoder[Any]:
+def _family(topic: str) -> msgspec.json.Decoder[Any]:
     head, _, rest = topic.partition(".")
     if head == "execution" and (rest == "fast" or rest.startswith("fast.")):
         return _FAST
@@ -173,21 +171,67 @@ def _decoder_for(topic: str) -> msgspec.json.Decoder[Any]:
     return _FAMILIES.get(head, _OTHER)
 
 
-def _peek_topic(data: bytes | str) -> str | None:
-    if isinstance(data, str):
-        m = _TOPIC_S.search(data)
-        return m.group(1) if m else None
-    mb = _TOPIC_B.search(data)
-    return mb.group(1).decode("utf-8", "replace") if mb else None
+def _decoder_for(topic: str) -> msgspec.json.Decoder[Any]:
+    entry = _BY_TOPIC.get(topic)
+    return entry[0] if entry is not None else _family(topic)
 
 
-def _typed(dec: msgspec.json.Decoder[Any], data: bytes | str, careful: bool = False) -> Any:
-    if dec is _TICKERS:
+# Per raw topic slice (str or bytes, as found in the frame): its decoder and the topic as str. Topics come
+# from the remote, so the cache is bounded; past the bound lookups still work, only slower.
+_BY_TOPIC: dict[str | bytes, tuple[msgspec.json.Decoder[Any], str]] = {}
+_BY_TOPIC_MAX = 4096
+
+
+def _entry(key: str | bytes) -> tuple[msgspec.json.Decoder[Any], str] | None:
+    try:
+        topic = key if isinstance(key, str) else key.decode()
+    except UnicodeDecodeError:
+        return None
+    if "\\" in topic:
+        return None  # an escaped topic: let the envelope pass unescape it
+    entry = (_family(topic), topic)
+    if len(_BY_TOPIC) < _BY_TOPIC_MAX:
+        _BY_TOPIC[key] = entry
+    return entry
+
+
+def _typed(dec: msgspec.json.Decoder[Any], data: bytes | str) -> Any:
+    if dec is not _TICKERS:
+        return dec.decode(data)
+    try:
+        return dec.decode(data)  # deltas rarely hold a "" (measured: skipping the rewrite pays)
+    except msgspec.ValidationError:
         if isinstance(data, str):
-            data = _EMPTY_S.sub('":null', data) if careful else data.replace('":""', '":null')
-        else:
-            data = _EMPTY_B.sub(b'":null', data) if careful else data.replace(b'":""', b'":null')
-    return dec.decode(data)
+            return dec.decode(_EMPTY_S.sub('":null', data))
+        return dec.decode(_EMPTY_B.sub(b'":null', data))
+
+
+def _fast(data: bytes | str) -> Any:
+    """The common case in one pass, or None: a compact topic frame that decodes and needs no walk.
+
+    Two C-level finds locate `"topic":"` (Bybit sends compact JSON; anything else takes the envelope
+    path, slower but just as correct); the typed decode then re-checks that this was the top-level topic.
+    """
+    if isinstance(data, str):
+        i = data.find('"topic":"') + 9
+        j = data.find('"', i) if i > 8 else -1
+    else:
+        i = data.find(b'"topic":"') + 9
+        j = data.find(b'"', i) if i > 8 else -1
+    if j < 0:
+        return None
+    key = data[i:j]
+    entry = _BY_TOPIC.get(key) or _entry(key)
+    if entry is None:
+        return None
+    dec, topic = entry
+    try:
+        msg = _typed(dec, data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None  # the envelope pass names the real topic and the real problem
+    if msg.topic != topic or type(msg) is OldLiquidationMessage or looks_suspect(data):
+        return None
+    return msg
 
 
 def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
@@ -201,16 +245,7 @@ def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
     return result
 
 
-def _decode(data: bytes | str) -> Message:
-    topic = _peek_topic(data)
-    if topic is not None:
-        try:
-            msg = _typed(_decoder_for(topic), data)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            pass  # fall through: the envelope pass names the real topic and the real problem
-        else:
-            if msg.topic == topic:
-                return _finish(msg, data, topic)
+def _slow(data: bytes | str) -> Message:
     try:
         env = _ENVELOPE.decode(data)
     except msgspec.ValidationError as exc:
@@ -224,7 +259,7 @@ def _decode(data: bytes | str) -> Message:
     if env.topic is None:
         return classify_control(env)
     try:
-        msg = _typed(_decoder_for(env.topic), data, careful=True)
+        msg = _typed(_decoder_for(env.topic), data)
     except msgspec.DecodeError as exc:
         raise DecodeError(explain(env.topic, exc)) from None
     return _finish(msg, data, env.topic)
@@ -245,7 +280,8 @@ def decode(data: bytes | str) -> Message:
             "tickers.BTCUSDT: data.markPrice: expected a decimal string") or "not JSON: ...".
     """
     try:
-        return _decode(data)
+        msg = _fast(data)
+        return msg if msg is not None else _slow(data)
     except DecodeError:
         raise
     except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:

@@ -13,6 +13,7 @@ The hook rejects non-finite and absurdly scaled decimals: `Decimal("NaN") < x` r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -117,27 +118,33 @@ def dec_hook(typ: type, value: Any) -> Any:
     return None if value == "" else convert(value)
 
 
-# What is left of a frame once the characters of plain decimals are deleted (and letters lowered): keys,
-# topic, non-numeric strings and JSON punctuation. A decimal that is NaN/Infinity, has an exponent (`"e"`
-# once its digits are gone, or `:e`/`[e`/`,e` for a bare JSON number), or hides behind an escape leaves a
-# trace here. Plain `in` tests: a regex over the same text costs ~5x more (measured, 2 kB orderbook).
+# What is left of a frame once the characters of plain decimals are deleted, letters lowered and JSON
+# delimiters folded into `"`: keys, topic and non-numeric strings between quotes. A decimal that is
+# NaN/Infinity, has an exponent (quoted or a bare JSON number: `"e"` once digits are gone), or hides behind
+# an escape or non-ASCII digits (`Decimal` accepts any Unicode digit) leaves a trace here; the last two fold
+# into NUL, which cannot occur raw in JSON that msgspec accepted. One translate and four literal searches:
+# ~1 µs on a ticker delta, ~3 µs on a 50-level book; one alternation regex costs several times more, and
+# a compiled literal search beats `in` (both measured, bench/).
 _DELETE = b"0123456789.+-_ \t\r\n"
-_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
-_TRACES = (b"nan", b"inf", b'"e"', b":e", b"[e", b",e", b"\\")
+_FOLD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ:,[]{}\\" + bytes(range(0x80, 0x100)),
+    b'abcdefghijklmnopqrstuvwxyz""""""' + b"\0" * 0x81,
+)
 _HUGE = 200_000
+_NAN = re.compile(b"nan").search
+_INF = re.compile(b"inf").search
+_EXP = re.compile(b'"e"').search
 
 
 def looks_suspect(data: bytes | str) -> bool:
-    """Cheap pre-check (~2 µs per 2 kB): could this frame hold a non-finite or absurdly scaled decimal?
-
-    False positives only cost a `check_finite` walk; there are no false negatives for msgspec-decoded
-    Decimals, which come from JSON strings or numbers made of `_DELETE` characters plus `e`, `nan`, `inf`.
+    """Cheap pre-check, run after a successful decode: could the frame hold a non-finite or absurdly
+    scaled decimal? False positives only cost a `check_finite` walk; there are no false negatives.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > _HUGE:
         return True  # a thousand-digit decimal needs no exponent; such frames are rare, walk them
-    skeleton = raw.translate(_LOWER, _DELETE)
-    return any(trace in skeleton for trace in _TRACES)
+    s = raw.translate(_FOLD, _DELETE)
+    return bool(_NAN(s) or _INF(s) or _EXP(s) or b"\0" in s)
 
 
 def check_finite(obj: object, path: str = "") -> str | None:
