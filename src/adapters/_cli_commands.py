@@ -47,7 +47,9 @@ def run_watch(args: Any) -> int:
     symbols = [s.upper() for s in args.symbols]
     bad = [s for s in symbols if not _SYMBOL.match(s)]
     if bad:
-        raise CliError(f"not a symbol: {', '.join(bad)}", "e.g. BTCUSDT ETHUSDT (linear), BTCUSD (--category inverse)")
+        raise CliError(
+            f"not a symbol: {', '.join(bad)}", "e.g. BTCUSDT ETHUSDT (linear), BTCUSD (--category inverse)"
+        )
     topics = tuple(dict.fromkeys(f"tickers.{s}" for s in symbols))
     stream = open_stream("", "", categories=(args.category,), topics=topics, **endpoint_options(args))
     failed: set[str] = set()
@@ -57,8 +59,8 @@ def run_watch(args: Any) -> int:
             failed.add(event.topic)
             if failed == set(topics):
                 return CliError(
-                    f"no such {args.category} symbol: {', '.join(t.removeprefix('tickers.') for t in topics)}",
-                    "check the symbol and --category (BTCUSDT is linear, BTCUSD inverse; spot needs --category spot)",
+                    f"no such {args.category} symbol: {', '.join(symbols)}",
+                    "check the symbol and --category (BTCUSDT is linear, BTCUSD inverse; or --category spot)",
                     EXIT_USAGE,
                 )
         return None
@@ -80,7 +82,9 @@ def run_positions(args: Any) -> int:
     stream.start()
     title = f"bybit-hybrid positions: {_environment(stream)}, key {mask(key)}"
     board = PositionBoard(title, origin=0.0)
-    run = LiveRun(stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=args.interval)
+    run = LiveRun(
+        stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=args.interval
+    )
     board.origin = run.started
     return run.run()
 
@@ -117,7 +121,9 @@ def run_record(args: Any) -> int:
     """Record the raw inbound bytes of a stream to `args.file` (format: `_cli_record`)."""
     topics = tuple(args.topics)
     if not topics and not args.private:
-        raise CliError("nothing to record", "give topics (e.g. tickers.BTCUSDT orderbook.50.BTCUSDT) or --private")
+        raise CliError(
+            "nothing to record", "give topics (e.g. tickers.BTCUSDT orderbook.50.BTCUSDT) or --private"
+        )
     key, secret = keys_from_env() if args.private else ("", "")
     categories = (args.category,) if topics else ()
     stream = open_stream(key, secret, categories=categories, topics=topics, **endpoint_options(args))
@@ -129,7 +135,9 @@ def run_record(args: Any) -> int:
         core = stream.core = RecordingCore(stream.settings.config, out)
         stream.start()
         board = RecordBoard(f"bybit-hybrid record: {args.file}", core, 0.0)
-        run = LiveRun(stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=5.0)
+        run = LiveRun(
+            stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=5.0
+        )
         board.origin = run.started
         try:
             run.run()

@@ -8,13 +8,13 @@ It repeats every `CYCLE` seconds until `--duration` or Ctrl-C.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from bybit_hybrid_core._config import Timings
 
-from ._cli_errors import EXIT_USAGE, CliError
 from ._cli_live import LiveRun, open_stream
 from ._cli_view import PositionBoard
 from .server import ServedExchange
@@ -49,12 +49,15 @@ def _close_all(ex: Any) -> None:
 SCRIPT: tuple[tuple[float, str, Step], ...] = (
     (0.3, "open linear BTCUSDT Buy 0.5 (one-way)", lambda ex: ex.open_position("BTCUSDT", "Buy", "0.5")),
     (0.6, "hedge mode on ETHUSDT: open Buy 2 (idx 1) and Sell 1 (idx 2)", _hedge_eth),
-    (0.9, "open inverse BTCUSD Sell 1000", lambda ex: ex.open_position("BTCUSD", "Sell", "1000", category="inverse")),
-    (2.0, "fault: the linear link drops (no close frame)", lambda ex: ex.drop_link("linear", close_frame=False)),
+    (0.9, "open inverse BTCUSD Sell 1000",
+     lambda ex: ex.open_position("BTCUSD", "Sell", "1000", category="inverse")),
+    (2.0, "fault: the linear link drops (no close frame)",
+     lambda ex: ex.drop_link("linear", close_frame=False)),
     (3.0, "fault: the private link drops (re-auth, REST resync)", lambda ex: ex.drop_link("private")),
     (4.0, "close ETHUSDT Sell leg (idx 2)", lambda ex: ex.close_position("ETHUSDT", position_idx=2)),
     (5.5, "open linear SOLUSDT Sell 20", lambda ex: ex.open_position("SOLUSDT", "Sell", "20")),
-    (7.0, "fault: the inverse link goes half-open (found by the pong deadline)", lambda ex: ex.half_open("inverse")),
+    (7.0, "fault: the inverse link goes half-open (found by the pong deadline)",
+     lambda ex: ex.half_open("inverse")),
     (9.0, "BTCUSDT mark +1%", _mark_up),
     (11.0, "fault: service restart, every link cut", lambda ex: ex.restart_service(drop_links=True)),
     (13.5, "close every position", _close_all),
@@ -76,18 +79,17 @@ class _Script:
             if now < self.origin + cycle * CYCLE + at:
                 return
             self.done += 1
+            now = time.monotonic()
             try:
                 self.served.call(step)
             except Exception as exc:  # the demo goes on; say what did not work
-                self.run.note(f"demo: {label}: failed: {type(exc).__name__}: {exc}")
+                self.run.note(f"demo: {label}: failed: {type(exc).__name__}: {exc}", now)
             else:
-                self.run.note(f"demo: {label}")
+                self.run.note(f"demo: {label}", now)
 
 
 def run_demo(args: Any) -> int:
     """The `demo` command (see `cli.py` for its arguments)."""
-    if args.duration is not None and args.duration <= 0:
-        raise CliError("--duration must be positive", "e.g. --duration 10", EXIT_USAGE)
     with ServedExchange(tls=args.tls, seed=args.seed) as served:
         stream = open_stream(
             served.api_key,

@@ -14,11 +14,11 @@ from bybit_hybrid_core._events import AuthFailed, Event, HandshakeRefused, LinkD
 
 __all__ = [
     "EXIT_AUTH",
+    "EXIT_CODES_HELP",
     "EXIT_FAILURE",
     "EXIT_NETWORK",
     "EXIT_OK",
     "EXIT_USAGE",
-    "EXIT_CODES_HELP",
     "CliError",
     "StartupWatch",
     "auth_error",
@@ -118,7 +118,9 @@ def _handshake_error(event: HandshakeRefused, url: str) -> CliError:
             "run from an allowed region, or point --ws-url/--rest-url at a host you may use",
             EXIT_NETWORK,
         )
-    return CliError(f"{_where(url)} refused the WebSocket upgrade: HTTP {event.status}", event.hint, EXIT_NETWORK)
+    return CliError(
+        f"{_where(url)} refused the WebSocket upgrade: HTTP {event.status}", event.hint, EXIT_NETWORK
+    )
 
 
 class StartupWatch:

@@ -122,9 +122,9 @@ class LiveRun:
         self.watch = StartupWatch({link: urls.url(link) for link in Link})
         self.started = time.monotonic()
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, now: float | None = None) -> None:
         """A line of our own (e.g. what the demo just did): in the log, or on stderr with --json."""
-        line = self.board.note(time.monotonic(), text)
+        line = self.board.note(time.monotonic() if now is None else now, text)
         if self.json is not None:
             print(text, file=sys.stderr, flush=True)
         elif not self.tty:

@@ -83,7 +83,9 @@ class RecordingCore(HybridCore):
 
     def receive(self, link: Link, data: bytes, now: float) -> None:
         self.bytes += len(data)
-        self._write({"kind": "data", "t": now - self._t0, "link": link.value, "data": _b64(self._scrub(data))})
+        self._write(
+            {"kind": "data", "t": now - self._t0, "link": link.value, "data": _b64(self._scrub(data))}
+        )
         super().receive(link, data, now)
 
     def lost(self, link: Link, now: float, reason: str) -> None:
@@ -121,7 +123,9 @@ def read_records(lines: IO[str], name: str) -> tuple[dict[str, Any], list[dict[s
         except ValueError as exc:
             raise CliError(f"{where} is not JSON: {exc}", "replay takes a file written by `record`") from None
         if not isinstance(record, dict) or not isinstance(record.get("t"), int | float):
-            raise CliError(f"{where}: expected an object with a number 't'", "replay takes a file from `record`")
+            raise CliError(
+                f"{where}: expected an object with a number 't'", "replay takes a file from `record`"
+            )
         kind = record.get("kind")
         if header is None:
             if kind != "start" or record.get("format") != FORMAT:
@@ -150,7 +154,9 @@ def replay_config(header: dict[str, Any]) -> tuple[Config, int]:
         )  # fmt: skip
         return config, int(header["wall_ms"])
     except (KeyError, TypeError, ValueError, LocalProtocolError) as exc:
-        raise CliError(f"the recording's header is unusable: {exc!r}", "was it written by `record`?") from None
+        raise CliError(
+            f"the recording's header is unusable: {exc!r}", "was it written by `record`?"
+        ) from None
 
 
 class _Upgrade:
@@ -166,8 +172,12 @@ class _Upgrade:
         lines = head.split(b"\r\n")
         if self.key is not None and b" 101" in lines[0]:
             accept = base64.b64encode(hashlib.sha1(self.key + _WS_GUID).digest())
-            lines = [b"Sec-WebSocket-Accept: " + accept if ln.lower().startswith(b"sec-websocket-accept:") else ln
-                     for ln in lines]  # fmt: skip
+            lines = [
+                b"Sec-WebSocket-Accept: " + accept
+                if line.lower().startswith(b"sec-websocket-accept:")
+                else line
+                for line in lines
+            ]
         self.done = True
         return b"\r\n".join(lines) + sep + rest
 

@@ -81,7 +81,9 @@ def _category_idx(words: list[str]) -> tuple[str, int | None]:
         elif word in ("0", "1", "2"):
             idx = int(word)
         else:
-            raise Usage(f"expected a category ({', '.join(_CATEGORIES)}) or a position index 0/1/2, got {word!r}")
+            raise Usage(
+                f"expected a category ({', '.join(_CATEGORIES)}) or a position index 0/1/2, got {word!r}"
+            )
     return category, idx
 
 
@@ -92,7 +94,8 @@ class SimShell:
         self.served = served
         self.commands: dict[str, Callable[[list[str]], str]] = {
             "open": self.open, "close": self.close, "mark": self.mark, "positions": self.positions,
-            "status": self.status, "drop": self.drop, "half-open": self.half_open, "lose-pongs": self.lose_pongs,
+            "status": self.status, "drop": self.drop, "half-open": self.half_open,
+            "lose-pongs": self.lose_pongs,
             "reject-auth": self.reject_auth, "skew": self.skew, "geo-block": self.geo_block,
             "fail-subscribe": self.fail_subscribe, "rest-fail": self.rest_fail, "restart": self.restart,
             "kill": self.kill, "revive": self.revive, "heal": self.heal, "help": lambda _: COMMANDS_HELP,
@@ -189,7 +192,9 @@ class SimShell:
     def reject_auth(self, words: list[str]) -> str:
         n = None if words[:1] == ["always"] else _int(words[0], "N") if words else 1
         self._call(lambda ex: ex.reject_auth(n))
-        return "ok: every auth will be refused until heal" if n is None else f"ok: the next {n} auth(s) refused"
+        return (
+            "ok: every auth will be refused until heal" if n is None else f"ok: the next {n} auth(s) refused"
+        )
 
     def skew(self, words: list[str]) -> str:
         if len(words) != 1:
@@ -293,7 +298,9 @@ def _serve(shell: SimShell, stdin: IO[str], out: IO[str], duration: float | None
         except queue.Empty:
             return
         if line is None:
-            print("stdin closed: serving until Ctrl-C" + (" or --duration" if end else ""), file=out, flush=True)
+            print(
+                "stdin closed: serving until Ctrl-C" + (" or --duration" if end else ""), file=out, flush=True
+            )
             while end is None or time.monotonic() < end:
                 time.sleep(0.2 if end is None else max(0.0, min(0.2, end - time.monotonic())))
             return

@@ -51,8 +51,8 @@ def num(value: Any, places: int | None = None) -> str:
     if value is None or not isinstance(value, Decimal | int | float):
         return "-"
     if places is not None:
-        return f"{Decimal(value):,.{places}f}"
-    return f"{value:,}" if isinstance(value, Decimal) and value == value.to_integral() else f"{value}"
+        return f"{Decimal(value):.{places}f}"
+    return str(value)
 
 
 def _pnl_places(category: str) -> int:
@@ -81,7 +81,9 @@ def describe(event: Event) -> str:
             return f"{_position(p)} ({cause})"
         case TickerUpdate(ticker=t):
             kind = "snapshot" if event.snapshot else "delta"
-            return f"{event.category}/{event.symbol} last {num(t.last_price)} mark {num(t.mark_price)} ({kind})"
+            return (
+                f"{event.category}/{event.symbol} last {num(t.last_price)} mark {num(t.mark_price)} ({kind})"
+            )
         case LinkConnected(url=url):
             return url
         case LinkDown(reason=reason, retry_in=retry):
@@ -109,7 +111,8 @@ def describe(event: Event) -> str:
 
 def event_line(event: Event, origin: float = 0.0) -> str:
     """`   1.234 linear   LinkUp             <describe>`: time since `origin`, link, type, description."""
-    return f"{event.at - origin:8.3f} {event.link.value:<8} {type(event).__name__:<19} {describe(event)}".rstrip()
+    line = f"{event.at - origin:8.3f} {event.link.value:<8} {type(event).__name__:<19} {describe(event)}"
+    return line.rstrip()
 
 
 class JsonLines:
@@ -129,7 +132,9 @@ def _age(seconds: float | None) -> str:
 
 def link_lines(status: Mapping[Link, LinkStatus], downs: Mapping[Link, str]) -> list[str]:
     """The health table: one row per link the core has."""
-    rows = [f"{'LINK':<8} {'HEALTH':<11} {'UP FOR':>7} {'RECONN':>6} {'MSGS':>7} {'LAST':>6} {'RTT':>7}  TOPICS"]
+    rows = [
+        f"{'LINK':<8} {'HEALTH':<11} {'UP FOR':>7} {'RECONN':>6} {'MSGS':>7} {'LAST':>6} {'RTT':>7}  TOPICS"
+    ]
     for link, s in sorted(status.items()):
         health = "ok" if s.state == "LIVE" else s.state.lower()
         if s.state == "LIVE" and s.last_message_age is not None and s.last_message_age > 25:
@@ -184,8 +189,9 @@ class PositionBoard:
             age = None if e.mark_age is None else e.mark_age + max(0.0, now - e.at)
             flag = "  STALE" if e.stale else ""
             rows.append(
-                f"{_key(*key):<22} {e.side:<4} {num(e.size):>9} {num(e.avg_price):>11} {num(e.mark_price):>11} "
-                f"{num(e.unrealised_pnl, _pnl_places(e.category)):>15} {_age(age):>6}{flag}"
+                f"{_key(*key):<22} {e.side:<4} {num(e.size):>9} {num(e.avg_price):>11} "
+                f"{num(e.mark_price):>11} {num(e.unrealised_pnl, _pnl_places(e.category)):>15} "
+                f"{_age(age):>6}{flag}"
             )
         if not self.positions:
             rows.append("(no open positions)")
@@ -195,7 +201,9 @@ class PositionBoard:
         """Without a terminal: each open position on a line of the log."""
         if not self.positions:
             return []
-        return [f"{now - self.origin:8.3f} {'':<8} {'position':<19} {row}" for row in self.position_lines(now)[1:]]
+        return [
+            f"{now - self.origin:8.3f} {'':<8} {'position':<19} {row}" for row in self.position_lines(now)[1:]
+        ]
 
     def lines(self, now: float, status: Mapping[Link, LinkStatus]) -> list[str]:
         return [
