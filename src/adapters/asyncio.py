@@ -109,6 +109,11 @@ class HybridStream:
         return self._buffer.drain()
 
     @property
+    def started(self) -> bool:
+        """True once entered (a stream runs once)."""
+        return self._run_task is not None
+
+    @property
     def pending(self) -> int:
         return len(self._buffer)
 
