@@ -93,7 +93,8 @@ class ServedExchange:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server_ssl: ssl.SSLContext | None = None
         self.ca_file: str | None = None
-        self._writers: dict[Any, asyncio.StreamWriter] = {}
+        self._writers: dict[Any, asyncio.StreamWriter] = {}  # WebSocket connections by exchange conn id
+        self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}  # every TCP connection
         self._frozen: set[Any] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -238,14 +239,18 @@ class ServedExchange:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        await self._drop()
+        await self._drop(everything=True)
         if server is not None:
             await server.wait_closed()
 
-    async def _drop(self) -> None:
-        for writer in list(self._writers.values()):
+    async def _drop(self, everything: bool = False) -> None:
+        writers = self._handlers.values() if everything else self._writers.values()
+        for writer in list(writers):
             writer.transport.abort()
-        await asyncio.sleep(0)  # let the handlers see their connections go
+        # Let the handlers see their connections go and end by themselves: a handler task cancelled by
+        # asyncio.run's teardown makes Python 3.11's stream callback log a spurious CancelledError.
+        pending = list(self._handlers) if everything else []
+        await asyncio.wait(pending, timeout=5) if pending else await asyncio.sleep(0)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -279,6 +284,9 @@ class ServedExchange:
             self._pump()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = writer
         try:
             head = b""
             while b"\r\n\r\n" not in head and len(head) < _HEAD_LIMIT:
@@ -294,6 +302,7 @@ class ServedExchange:
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # a client that went away mid-request; nothing to answer
         finally:
+            del self._handlers[task]
             writer.close()
 
     def _serve_rest(self, writer: asyncio.StreamWriter, method: str, target: str, headers: _Headers) -> None:
