@@ -194,6 +194,11 @@ class FakeExchange(FaultsMixin):
         return c is not None and c.authed
 
     @property
+    def next_publish_at(self) -> float | None:
+        """When market pushes are next drawn from the venue (None: nothing public is subscribed)."""
+        return self._next_publish
+
+    @property
     def rest_requests(self) -> int:
         return self._rest.requests
 

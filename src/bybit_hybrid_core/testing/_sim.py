@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from .._config import Config, Credentials, Link
 from .._core import HybridCore
-from .._events import Action, Dial, Event, FetchPositions, Hangup, Send
+from .._events import Action, Dial, Event, FetchPositions, Hangup, PositionKey, PositionUpdate, Send
 from ._exchange import DEFAULT_START_MS, FakeExchange, VenueLike
 from ._exchange_conn import ServerAction, ServerClose, ServerSend
 from ._sim_chaos import Chaos
@@ -132,6 +132,14 @@ class Simulation:
             self.advance(min(step, end - self.now))
         return True
 
+    def settle(self) -> None:
+        """Advance to just before the exchange's next market push, so nothing sent so far is still in
+        flight (one-way latencies shorter than `publish_interval`): both sides then saw the same market."""
+        self.advance(max(0.0, 2 * self._max_latency() + self._rest_latency * 2))
+        at = self.exchange.next_publish_at
+        if at is not None and at - 1e-6 > self.now:
+            self.advance(at - 1e-6 - self.now)
+
     def fail_dials(self, n: int = 1) -> None:
         """The next `n` dials fail (`core.lost(..., "connection refused")`)."""
         self._fail_dials += n
@@ -155,11 +163,20 @@ class Simulation:
         sock = self._sockets.get(link)
         return None if sock is None or sock.core_done or sock.server_closed else sock.conn
 
+    def last_updates(self) -> dict[PositionKey, PositionUpdate]:
+        """The latest `PositionUpdate` of every position key seen."""
+        return {e.key: e for e in self.events if isinstance(e, PositionUpdate)}
+
     def problems(self) -> list[str]:
         """Everything a correct client would never cause: this network's checks and the exchange's."""
         return [*self.violations, *self.exchange.violations]
 
     # ------------------------------------------------------------------------------------------ the loop
+
+    def _max_latency(self) -> float:
+        if isinstance(self._latency, Mapping):
+            return max(self._latency.values(), default=0.005)
+        return self._latency
 
     def _latency_of(self, link: Link) -> float:
         if isinstance(self._latency, Mapping):
