@@ -29,8 +29,9 @@ def keys_from_env() -> tuple[str, str]:
     secret = os.environ.get("BYBIT_API_SECRET", "").strip()
     missing = [name for name, value in (("BYBIT_API_KEY", key), ("BYBIT_API_SECRET", secret)) if not value]
     if missing:
+        unset = "neither is set" if len(missing) == 2 else f"{missing[0]} is not set"
         raise CliError(
-            f"set BYBIT_API_KEY and BYBIT_API_SECRET ({' and '.join(missing)} not set)",
+            f"set BYBIT_API_KEY and BYBIT_API_SECRET ({unset})",
             "a read-only API key is enough; keys of testnet or demo trading need --testnet or --demo",
             EXIT_USAGE,
         )
@@ -65,13 +66,11 @@ def run_watch(args: Any) -> int:
                 )
         return None
 
-    stream.start()
     board = TickerBoard(f"bybit-hybrid watch: {args.category} tickers ({_environment(stream)})", 0.0, symbols)
     run = LiveRun(
         stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration,
         interval=args.interval, check=check,
     )  # fmt: skip
-    board.origin = run.started
     return run.run()
 
 
@@ -79,13 +78,11 @@ def run_positions(args: Any) -> int:
     """The hybrid stream of a real account: positions priced at the live mark."""
     key, secret = keys_from_env()
     stream = open_stream(key, secret, categories=(), **endpoint_options(args))
-    stream.start()
     title = f"bybit-hybrid positions: {_environment(stream)}, key {mask(key)}"
     board = PositionBoard(title, origin=0.0)
     run = LiveRun(
         stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=args.interval
     )
-    board.origin = run.started
     return run.run()
 
 
@@ -133,12 +130,10 @@ def run_record(args: Any) -> int:
         raise CliError(f"cannot write {args.file}: {exc.strerror or exc}", "check the path") from None
     with out:
         core = stream.core = RecordingCore(stream.settings.config, out)
-        stream.start()
         board = RecordBoard(f"bybit-hybrid record: {args.file}", core, 0.0)
         run = LiveRun(
             stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=5.0
         )
-        board.origin = run.started
         try:
             run.run()
         finally:

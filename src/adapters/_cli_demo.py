@@ -16,6 +16,7 @@ from typing import Any
 from bybit_hybrid_core._config import Timings
 
 from ._cli_live import LiveRun, open_stream
+from ._cli_sim import serve
 from ._cli_view import PositionBoard
 from .server import ServedExchange
 
@@ -68,15 +69,15 @@ CYCLE = 16.0
 class _Script:
     """Runs the steps due by the monotonic clock on the exchange's thread, reporting each one."""
 
-    def __init__(self, served: ServedExchange, run: LiveRun, origin: float) -> None:
-        self.served, self.run, self.origin = served, run, origin
+    def __init__(self, served: ServedExchange, run: LiveRun) -> None:
+        self.served, self.run = served, run
         self.done = 0  # steps run so far, over every cycle
 
     def __call__(self, now: float) -> None:
         while True:
             cycle, index = divmod(self.done, len(SCRIPT))
             at, label, step = SCRIPT[index]
-            if now < self.origin + cycle * CYCLE + at:
+            if now < self.run.started + cycle * CYCLE + at:
                 return
             self.done += 1
             now = time.monotonic()
@@ -90,7 +91,8 @@ class _Script:
 
 def run_demo(args: Any) -> int:
     """The `demo` command (see `cli.py` for its arguments)."""
-    with ServedExchange(tls=args.tls, seed=args.seed) as served:
+    served = serve(args.tls, seed=args.seed)
+    try:
         stream = open_stream(
             served.api_key,
             served.api_secret,
@@ -101,12 +103,11 @@ def run_demo(args: Any) -> int:
             seed=args.seed,
         )
         title = f"bybit-hybrid demo: FakeExchange at {served.ws_url} (seed {args.seed})"
-        stream.start()
-        board = PositionBoard(title, origin=0.0)
         run = LiveRun(
-            stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration,
-            interval=args.interval,
+            stream, PositionBoard(title, origin=0.0), json=args.json, tty=sys.stdout.isatty(),
+            duration=args.duration, interval=args.interval,
         )  # fmt: skip
-        board.origin = run.started
-        run.on_tick = _Script(served, run, run.started)
+        run.on_tick = _Script(served, run)
         return run.run()
+    finally:
+        served.stop()

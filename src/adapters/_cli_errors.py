@@ -48,7 +48,7 @@ class CliError(Exception):
         self.message, self.hint, self.code = message, hint, code
 
     def line(self) -> str:
-        hint = f" (hint: {self.hint})" if self.hint else ""
+        hint = f"; hint: {self.hint}" if self.hint else ""
         return f"bybit-hybrid: error: {self.message}{hint}"
 
 
@@ -100,8 +100,8 @@ def auth_error(event: AuthFailed, private_url: str) -> CliError:
     host = urlsplit(private_url).hostname or private_url
     if "params error" in event.reason.lower():
         hint = (
-            "'Params Error' means the clock is off (sync it with NTP) or the key belongs to another "
-            "environment: mainnet, --testnet and --demo keys differ"
+            "Bybit says 'Params Error' for a wrong secret, a clock that is off (sync it with NTP) and a key "
+            "of another environment (mainnet, --testnet and --demo keys differ)"
         )
     else:
         hint = (

@@ -27,6 +27,8 @@ DRAW_EVERY = 0.2  # terminal redraws per second: 5 is smooth enough for marks th
 
 
 class Board(Protocol):
+    origin: float
+
     def apply(self, event: Event) -> str | None: ...
     def note(self, now: float, text: str) -> str: ...
     def lines(self, now: float, status: dict[Link, LinkStatus]) -> list[str]: ...
@@ -92,7 +94,7 @@ class LiveRun:
     """Drive `stream` until `duration` passes (None: until Ctrl-C), showing its events.
 
     Args:
-        stream: a started threaded stream; stopped when `run` ends.
+        stream: a threaded stream, started by `run` and stopped when it ends.
         board: what to show without `json`.
         json: print every event as NDJSON instead of the view.
         tty: redraw the board in place; otherwise print notable events and a summary every `interval`.
@@ -131,6 +133,8 @@ class LiveRun:
             print(line, file=self.out, flush=True)
 
     def run(self) -> int:
+        self.started = self.board.origin = time.monotonic()
+        self.stream.start()
         screen = Screen(self.out) if self.tty else None
         end = None if self.duration is None else self.started + self.duration
         try:

@@ -17,7 +17,7 @@ from typing import IO, Any
 from ._cli_errors import EXIT_NETWORK, EXIT_OK, CliError
 from .server import ServedExchange
 
-__all__ = ["COMMANDS_HELP", "SimShell", "run_sim"]
+__all__ = ["COMMANDS_HELP", "SimShell", "run_sim", "serve"]
 
 COMMANDS_HELP = """\
 commands (one per line on stdin; each answers 'ok: ...' or 'error: ...'):
@@ -264,18 +264,25 @@ def _read_lines(stream: IO[str], lines: queue.SimpleQueue[str | None]) -> None:
     lines.put(None)
 
 
-def run_sim(args: Any, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
-    """The `sim` command (see `cli.py` for its arguments)."""
-    stdin, out = stdin or sys.stdin, out or sys.stdout
-    served = ServedExchange(tls=args.tls, host=args.host, port=args.port, seed=args.seed)
+def serve(tls: bool, host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> ServedExchange:
+    """A started `ServedExchange`; a port in use or a missing TLS helper become one-line errors."""
+    served = ServedExchange(tls=tls, host=host, port=port, seed=seed)
     try:
-        served.start()
+        return served.start()
+    except ImportError:
+        raise CliError("--tls needs the trustme package", "pip install 'bybit-hybrid[sim]'") from None
     except RuntimeError as exc:
         raise CliError(
-            f"cannot serve on {args.host}:{args.port}: {exc.__cause__ or exc}",
+            f"cannot serve on {host}:{port}: {exc}",
             "is the port in use? pick another with --port (0 = any free port)",
             EXIT_NETWORK,
         ) from None
+
+
+def run_sim(args: Any, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
+    """The `sim` command (see `cli.py` for its arguments)."""
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    served = serve(args.tls, args.host, args.port, args.seed)
     try:
         print(banner(served), file=out, flush=True)
         _serve(SimShell(served), stdin, out, args.duration)
