@@ -300,6 +300,13 @@ def test_subscribe_failure_is_split_until_isolated_and_reported_once() -> None:
     s.pump()
     assert s.subscribed_topics(Link.LINEAR)[-1] == topics[3]
     assert len(s.of(SubscriptionFailed)) == 2
+    # a fresh connection tries every desired topic once more (the refusal may have been transient)
+    s.bad_topics = set()
+    s.drop(Link.LINEAR)
+    s.advance(1)
+    s.up(Link.LINEAR)
+    assert set(s.core.status()[Link.LINEAR].subscriptions) == set(topics)
+    assert s.core.status()[Link.LINEAR].failed == ()
 
 
 def test_spot_batches_stay_within_ten_args() -> None:

@@ -234,15 +234,15 @@ def test_unsubscribe_failure_is_split_and_reported() -> None:
     assert subs.confirmed == set()
 
 
-def test_reset_forgets_the_connection_but_not_the_failures() -> None:
+def test_reset_forgets_the_connection_and_its_failures() -> None:
     subs = make()
     subs.set_desired(["tickers.A", "tickers.BAD"])
     settle(subs, bybit_answer({"tickers.BAD"}))
-    assert subs.confirmed == {"tickers.A"}
+    assert subs.confirmed == {"tickers.A"} and "tickers.BAD" in subs.failed
     subs.reset()
-    assert subs.confirmed == set() and not subs.pending
-    (batch,), _ = subs.plan(3.0)
-    assert batch.topics == ("tickers.A",)
+    assert subs.confirmed == set() and not subs.pending and not subs.failed
+    (batch,), _ = subs.plan(3.0)  # a fresh connection tries everything desired once more
+    assert batch.topics == ("tickers.A", "tickers.BAD")
 
 
 # ------------------------------------------------------------------------------------------- properties

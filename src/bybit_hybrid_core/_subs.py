@@ -7,7 +7,8 @@ Bybit's rules (BYBIT_V5.md section 4) shape every request this module plans:
   little; the args of one public connection may not exceed 21,000 characters; an option connection takes at
   most 2,000 args. Topics beyond those limits are refused here and reported, never sent;
 * one bad topic fails the whole request and the ack names at most one topic, so a failed batch is split in
-  halves until the bad topic stands alone; it is then reported once and not retried until asked again;
+  halves until the bad topic stands alone; it is then reported once and not retried on that connection
+  until asked again (a new connection tries every desired topic once more);
 * `error:already subscribed,topic:X` means X is live: success;
 * an all-in-one private topic (`order`) and a categorised one (`order.linear`) cannot share a request.
 
@@ -122,10 +123,17 @@ class LinkSubs:
         self.failed.pop(topic, None)
 
     def reset(self) -> None:
-        """The link went down: nothing is confirmed or pending any more (failures are remembered)."""
+        """The link went down: nothing is confirmed or pending any more, and failures are forgotten.
+
+        A fresh connection subscribes everything desired again (ARCHITECTURE "Links, timers and
+        defaults"), refused topics included: a refusal may have been transient (a restarting handler), and
+        a topic the data plane needs (a position's ticker) must not stay dark forever. A truly bad topic
+        costs one request per connection, which the redial backoff and the dial budget bound: no loop.
+        """
         self.confirmed.clear()
         self.pending.clear()
         self._split.clear()
+        self.failed.clear()
 
     def in_flight(self, op: Op) -> set[str]:
         return {t for b in self.pending.values() if b.op == op for t in b.topics}
