@@ -213,7 +213,8 @@ def test_slow_consumer_memory_is_bounded(make_driver: MakeDriver, served: Served
             for i in range(5):
                 served.call(lambda ex, i=i: ex.place_order("BTCUSDT", "Buy", str(i + 1)))
             time.sleep(1.0)
-            buffer = driver.stream._buffer
+            stream = driver.stream
+            buffer = stream._mailbox.buffer if hasattr(stream, "_mailbox") else stream._buffer
             assert buffer.conflated > 20
             driver.resume()
             driver.wait_for(lambda ev: len(position_updates(ev, "position")) >= 5)

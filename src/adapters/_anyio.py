@@ -27,6 +27,7 @@ from bybit_hybrid_core._config import Link
 from bybit_hybrid_core._core import HybridCore
 from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, Send
 
+from ._commands import Commands
 from ._net import LinkStats, anyio_connect, describe, target
 from ._queue import EventBuffer
 from .config import settings
@@ -46,7 +47,7 @@ class _Conn:
         self.stream: ByteStream | None = None
 
 
-class HybridStream:
+class HybridStream(Commands):
     """A Bybit V5 hybrid stream on anyio. Arguments: see `bybit_hybrid.config` (args or environment).
 
     Commands (`track`, `untrack`, `subscribe`, `unsubscribe`) and `core` reads must run on the stream's
@@ -116,18 +117,6 @@ class HybridStream:
     def pending(self) -> int:
         """Events waiting for the application (bounded for market data; see `_queue`)."""
         return len(self._buffer)
-
-    def track(self, symbol: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.track(symbol, **kwargs))
-
-    def untrack(self, symbol: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.untrack(symbol, **kwargs))
-
-    def subscribe(self, topic: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.subscribe(topic, **kwargs))
-
-    def unsubscribe(self, topic: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.unsubscribe(topic, **kwargs))
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller

@@ -16,7 +16,9 @@ Not thread-safe: the threaded adapter guards it with its own lock.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 
 import msgspec
@@ -32,7 +34,9 @@ from bybit_hybrid_core._events import (
     TickerUpdate,
 )
 
-__all__ = ["TAIL", "CallbackFailed", "EventBuffer", "conflation_key"]
+__all__ = ["TAIL", "CallbackFailed", "EventBuffer", "Mailbox", "conflation_key"]
+
+log = logging.getLogger("bybit_hybrid")
 
 TAIL = 1000
 """How many trades, candles or liquidations a conflated event keeps (the newest)."""
@@ -136,3 +140,58 @@ class EventBuffer:
         self._items.clear()
         self._keys.clear()
         return items
+
+
+class Mailbox:
+    """An `EventBuffer` shared between threads: the loop `put`s batches, consumers wait in `next_batch`, and
+    `dispatch` feeds a callback (the threaded adapter's). Its condition also guards the adapter's inbox."""
+
+    def __init__(self, limit: int) -> None:
+        self.buffer = EventBuffer(limit)
+        self.cond = threading.Condition()
+        self.closed = False
+        self.failure: BaseException | None = None
+
+    def __len__(self) -> int:
+        with self.cond:
+            return len(self.buffer)
+
+    def put(self, events: Iterable[Event]) -> None:
+        with self.cond:
+            self.buffer.extend(events)
+            self.cond.notify_all()
+
+    def close(self, failure: BaseException | None = None) -> None:
+        with self.cond:
+            self.closed, self.failure = True, failure
+            self.cond.notify_all()
+
+    def next_batch(self, timeout: float | None = None) -> list[Event]:
+        """Every pending event, oldest first; waits up to `timeout` for one. [] on timeout or once closed;
+        raises what stopped the loop if it failed."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.buffer or self.closed, timeout)
+            if self.buffer:
+                return self.buffer.drain()
+            if self.failure is not None:
+                raise self.failure
+            return []
+
+    def dispatch(self, on_event: Callable[[Event], object]) -> None:
+        """Call `on_event` for every event until closed. What it raises is logged and reported once as a
+        `CallbackFailed` event; the stream goes on."""
+        while batch := self.next_batch():
+            for event in batch:
+                try:
+                    on_event(event)
+                except Exception as exc:
+                    log.exception("on_event raised on %s; the stream goes on", type(event).__name__)
+                    if not isinstance(event, CallbackFailed):  # never a loop of reports
+                        error = f"{type(exc).__name__}: {exc}"[:200]
+                        self.put(
+                            [
+                                CallbackFailed(
+                                    link=event.link, at=event.at, error=error, event=type(event).__name__
+                                )
+                            ]
+                        )

@@ -25,6 +25,7 @@ from bybit_hybrid_core._config import Link
 from bybit_hybrid_core._core import HybridCore
 from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, RestRequest, Send
 
+from ._commands import Commands
 from ._net import LinkStats, describe, target
 from ._queue import EventBuffer
 from .config import settings
@@ -44,7 +45,7 @@ class _Conn:
         self.writer: asyncio.StreamWriter | None = None
 
 
-class HybridStream:
+class HybridStream(Commands):
     """A Bybit V5 hybrid stream on stdlib asyncio. Arguments: see `bybit_hybrid.config`.
 
     Commands (`track`, `untrack`, `subscribe`, `unsubscribe`) and `core` reads must run on the stream's
@@ -116,18 +117,6 @@ class HybridStream:
     @property
     def pending(self) -> int:
         return len(self._buffer)
-
-    def track(self, symbol: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.track(symbol, **kwargs))
-
-    def untrack(self, symbol: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.untrack(symbol, **kwargs))
-
-    def subscribe(self, topic: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.subscribe(topic, **kwargs))
-
-    def unsubscribe(self, topic: str, **kwargs: Any) -> None:
-        self._command(lambda core: core.unsubscribe(topic, **kwargs))
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller
