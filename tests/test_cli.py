@@ -398,6 +398,18 @@ def test_replay_rejects_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixt
     path.write_text("not json\n")
     assert main(["replay", str(path)]) == 2
     assert "line 1 is not JSON" in one_error_line(capsys.readouterr().err)
+    header = '{"kind": "start", "t": 0, "format": "bybit-hybrid-record/1"}\n'
+    for record, problem in [
+        ('{"t": 1, "kind": "up", "link": "futures"}', "unknown link 'futures'"),
+        ('{"t": 1, "kind": "data", "link": "linear", "data": "@@@"}', "data is not base64"),
+        ('{"t": 1, "kind": "teleport"}', "unknown kind"),
+    ]:
+        path.write_text(header + record + "\n")
+        assert main(["replay", str(path)]) == 2
+        assert problem in one_error_line(capsys.readouterr().err)
+    path.write_text(header)  # no config in the header
+    assert main(["replay", str(path)]) == 2
+    assert "header is unusable" in one_error_line(capsys.readouterr().err)
 
 
 # ------------------------------------------------------------------------------------------------- sim

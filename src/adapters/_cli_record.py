@@ -110,6 +110,27 @@ _KINDS = {"up": ("link",), "data": ("link", "data"), "down": ("link", "reason"),
           "rest": ("category", "settle_coin", "cursor", "status", "data")}  # fmt: skip
 
 
+_LINKS = frozenset(link.value for link in Link)
+
+
+def _problem(record: dict[str, Any], kind: Any) -> str:
+    if kind not in _KINDS:
+        return "unknown kind"
+    missing = [f for f in _KINDS[kind] if f not in record]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if "link" in record and record["link"] not in _LINKS:
+        return f"unknown link {record['link']!r}"
+    if "data" in record:
+        try:
+            base64.b64decode(record["data"], validate=True)
+        except (ValueError, TypeError):
+            return "data is not base64"
+    if "status" in record and not isinstance(record["status"], int):
+        return "status is not an integer"
+    return ""
+
+
 def read_records(lines: IO[str], name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The header and the records of a recording; any malformed line is a usage error naming it."""
     records: list[dict[str, Any]] = []
@@ -132,9 +153,11 @@ def read_records(lines: IO[str], name: str) -> tuple[dict[str, Any], list[dict[s
                 raise CliError(f"{where}: not a {FORMAT} header", "replay takes a file written by `record`")
             header = record
             continue
-        missing = [f for f in _KINDS.get(kind, ()) if f not in record] if kind in _KINDS else ["kind"]
-        if missing:
-            raise CliError(f"{where}: bad {kind!r} record (missing or unknown: {', '.join(missing)})")
+        problem = _problem(record, kind)
+        if problem:
+            raise CliError(
+                f"{where}: bad {kind!r} record: {problem}", "replay takes a file written by `record`"
+            )
         records.append(record)
     if header is None:
         raise CliError(f"{name} is empty", "replay takes a file written by `record`")
@@ -143,8 +166,8 @@ def read_records(lines: IO[str], name: str) -> tuple[dict[str, Any], list[dict[s
 
 def replay_config(header: dict[str, Any]) -> tuple[Config, int]:
     """The recorded configuration, with stand-in credentials (the server's answers are on file)."""
-    c = header["config"]
     try:
+        c = header["config"]
         config = Config(
             categories=tuple(c["categories"]), topics=tuple(c["topics"]),
             credentials=Credentials("replay", "replay") if c["private"] else None,

@@ -133,6 +133,15 @@ def _sub(
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bybit-hybrid")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._cli_sim import COMMANDS_HELP
 
@@ -140,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bybit-hybrid", formatter_class=_FORMATTER, description=__doc__.split("\n\n")[1],
         epilog="run `bybit-hybrid COMMAND --help` for examples\n\n" + EXIT_CODES_HELP,
     )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"bybit-hybrid {_version()}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = _sub(
