@@ -117,22 +117,26 @@ def test_demo_view_without_a_terminal_prints_lines(capsys: pytest.CaptureFixture
     assert "LinkDown" in out and "demo: fault: the linear link drops" in out
 
 
-def test_demo_ctrl_c_and_sigterm_exit_cleanly() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        proc = subprocess.Popen(
-            [*PYTHON, "bybit_hybrid", "demo"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        assert proc.stdout is not None
-        proc.stdout.readline()  # running
-        time.sleep(0.5)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
-        assert "Traceback" not in err
+@pytest.mark.parametrize(
+    ("argv", "sig"),
+    [(["demo"], signal.SIGINT), (["demo"], signal.SIGTERM), (["sim", "--port", "0"], signal.SIGINT)],
+)
+def test_ctrl_c_and_sigterm_exit_cleanly(argv: list[str], sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [*PYTHON, "bybit_hybrid", *argv],
+        stdin=subprocess.PIPE,  # left open: sim waits for commands
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # running
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
 
 
 def test_position_board_renders_marks_pnl_age_and_links() -> None:
