@@ -42,7 +42,7 @@ from bybit_hybrid_core._codec import (
     encode_unsubscribe,
 )
 from bybit_hybrid_core._errors import DecodeError
-from conftest import SAMPLES
+from repo_paths import SAMPLES
 
 MESSAGE_TYPES = typing.get_args(Message)
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from repo_paths import REPO
 
 FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```", re.S | re.M)
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])

@@ -16,7 +16,7 @@ from bybit_hybrid_core._codec import decode
 from bybit_hybrid_core._config import Config, Credentials, Link, Timings
 from bybit_hybrid_core._events import Action, Event, FetchPositions
 from bybit_hybrid_core._hybrid import DataPlane
-from conftest import SAMPLES
+from repo_paths import SAMPLES
 
 API_KEY = "test-key-0123456789"
 API_SECRET = "test-secret-abcdefghijklmnop"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from conftest import REPO
+from repo_paths import REPO
 
 BANNED = {
     "socket", "ssl", "asyncio", "anyio", "trio", "threading", "selectors", "time", "http.client",

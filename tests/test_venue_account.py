@@ -23,7 +23,7 @@ from bybit_hybrid_core._errors import LocalProtocolError
 from bybit_hybrid_core._events import Position, PositionKey, RestRequest
 from bybit_hybrid_core._rest import parse_page
 from bybit_hybrid_core.testing._venue import OrderRejected, Venue
-from conftest import SAMPLES
+from repo_paths import SAMPLES
 
 Json = dict[str, Any]
 Pushes = list[tuple[str, Json]]

@@ -19,7 +19,7 @@ from bybit_hybrid_core._codec import (
 )
 from bybit_hybrid_core._errors import LocalProtocolError
 from bybit_hybrid_core.testing._venue import Venue
-from conftest import SAMPLES
+from repo_paths import SAMPLES
 
 Json = dict[str, Any]
 START = 1_760_000_000_000

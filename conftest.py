@@ -1,12 +1,20 @@
-"""Shared test configuration: hypothesis profiles and the path to the real Bybit samples."""
+"""Test configuration for tests/ and fuzz/: hypothesis profiles and the real Bybit samples.
+
+The only conftest.py in the repository, so `tests/` and `fuzz/` never shadow each other's.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # `from repo_paths import ...`, helpers
+
+from repo_paths import SAMPLES  # noqa: E402
 
 # CI gets bounded, derandomized runs with no deadline so timing noise never fails a build;
 # `HYPOTHESIS_PROFILE=long` is for soak runs by hand (see docs/testing.md).
@@ -27,9 +35,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("BYBIT_SAMPLES_DIR", REPO.parent / "shared" / "bybit-v5-samples"))
 
 
 @pytest.fixture(scope="session")
