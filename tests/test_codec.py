@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from msgspec import UNSET
 
+from bybit_hybrid_core import _codec
 from bybit_hybrid_core._codec import (
     AuthReply,
     ExecutionMessage,
@@ -490,6 +491,22 @@ def test_errors_name_what_was_wrong(data: bytes, text: str) -> None:
     with pytest.raises(DecodeError) as info:
         decode(data)
     assert str(info.value).startswith(text), str(info.value)
+
+
+def test_escaped_or_spaced_topics_take_the_envelope_path() -> None:
+    escaped = decode(
+        b'{"topic":"tickers.\\u0041","type":"delta","ts":1,"data":{"symbol":"A","markPrice":"2"}}'
+    )
+    assert isinstance(escaped, TickerMessage) and escaped.topic == "tickers.A"
+    spaced = decode('{"topic" : "orderbook.1.A", "type": "delta", "ts": 1, "data": {"s": "A", "u": 3}}')
+    assert isinstance(spaced, OrderbookMessage) and spaced.data.u == 3 and spaced.data.b == ()
+
+
+def test_the_topic_cache_is_bounded() -> None:
+    for i in range(5000):
+        msg = decode(f'{{"topic":"insurance.C{i}","type":"delta","ts":{i},"data":[]}}')
+        assert isinstance(msg, OtherTopicMessage) and msg.ts == i
+    assert len(_codec._BY_TOPIC) <= _codec._BY_TOPIC_MAX
 
 
 def test_a_nested_topic_key_does_not_misroute() -> None:

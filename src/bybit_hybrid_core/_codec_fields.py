@@ -2,13 +2,16 @@
 
 Bybit sends every number inside `data` as a string, and sends `""` for a field that does not apply
 (BYBIT_V5.md §5 tickers: `fundingRate:""` on dated futures; §6 position: `liqPrice:""`, `leverage:""`).
-msgspec decodes `Decimal` from a string natively but refuses `""`, so the fields that may be empty are
-typed with private marker classes that msgspec hands to `dec_hook`. For the type checker the markers *are*
-the plain types (`Decimal | None`, ...); at run time they are classes whose metaclass accepts the hook's
-result, because msgspec checks that a hook returned an instance of the requested type.
+msgspec decodes `Decimal` from a string natively but refuses `""`. Tickers, the hot path, use plain types
+and `_codec` rewrites `"key":""` to `"key":null` when needed. Private rows use private marker classes that
+msgspec hands to `dec_hook`: for the type checker the markers *are* the plain types (`Decimal | None`,
+`int`); at run time they are classes whose metaclass accepts the hook's result, because msgspec checks that
+a hook returned an instance of the requested type. A hook call costs ~0.3 µs per field (measured), fine
+for private messages, 3x too slow for tickers.
 
-The hook rejects non-finite and absurdly scaled decimals: `Decimal("NaN") < x` raises and a price of
-`1E+999999` overflows the first multiplication, and the core promises that remote garbage never raises.
+Every Decimal that leaves the codec is finite and of sane scale: `Decimal("NaN") < x` raises and a price
+of `1E+999999` overflows the first multiplication, and the core promises that remote garbage never raises.
+The hook checks its own values; natively decoded ones are checked by `looks_suspect` + `check_finite`.
 """
 
 from __future__ import annotations
