@@ -1,7 +1,9 @@
 """Public topic messages (BYBIT_V5.md §5): tickers, orderbook, publicTrade, kline, allLiquidation.
 
 Every Struct is frozen with snake_case attributes; wire keys are camelCase (`rename="camel"`) or the single
-letters Bybit uses for trades and books (`T`, `s`, `S`, ...), named explicitly.
+letters Bybit uses for trades and books (`T`, `s`, `S`, ...), named explicitly. They are `gc=False`: they
+hold only immutable scalars and tuples, so they can never be part of a reference cycle, and market data
+is the bulk of all allocations (a few % faster, bench/bench_decode.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ __all__ = [
 _D = Decimal | None | UnsetType
 
 
-class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel", repr_omit_defaults=True):
+class TickerData(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, rename="camel", repr_omit_defaults=True
+):
     """One ticker: a linear/inverse snapshot or delta, a spot ticker or an option ticker (§5 tickers).
 
     Deltas carry only changed fields, so every field but `symbol` is `UNSET` when absent; `None` means Bybit
@@ -95,7 +99,7 @@ class TickerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel", repr
     change24h: _D = UNSET
 
 
-class TickerMessage(msgspec.Struct, frozen=True, kw_only=True):
+class TickerMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`tickers.{symbol}`. `type` is "snapshot" or "delta"; `cs` is the cross sequence (absent on options)."""
 
     topic: str
@@ -109,7 +113,7 @@ class TickerMessage(msgspec.Struct, frozen=True, kw_only=True):
 Level = tuple[Decimal, Decimal]
 
 
-class OrderbookData(msgspec.Struct, frozen=True, kw_only=True):
+class OrderbookData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Levels as (price, size); size 0 deletes a level in a delta. `u` == 1 means reset (§5 orderbook)."""
 
     s: str
@@ -119,7 +123,7 @@ class OrderbookData(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0
 
 
-class OrderbookMessage(msgspec.Struct, frozen=True, kw_only=True):
+class OrderbookMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`orderbook.{depth}.{symbol}`. `cts` is the matching engine's time (absent on old spot frames)."""
 
     topic: str
@@ -130,7 +134,7 @@ class OrderbookMessage(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None  # options only
 
 
-class PublicTrade(msgspec.Struct, frozen=True, kw_only=True):
+class PublicTrade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One row of `publicTrade.{symbol}` (options: per base coin, with mark/index price and IVs)."""
 
     time: int = field(name="T")
@@ -149,7 +153,7 @@ class PublicTrade(msgspec.Struct, frozen=True, kw_only=True):
     iv: DecimalOrNone = None
 
 
-class PublicTradeMessage(msgspec.Struct, frozen=True, kw_only=True):
+class PublicTradeMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`publicTrade.{symbol}`: a burst of trades (a burst > 1024 is split, sharing `seq`)."""
 
     topic: str
@@ -159,7 +163,7 @@ class PublicTradeMessage(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None  # options only
 
 
-class Kline(msgspec.Struct, frozen=True, kw_only=True):
+class Kline(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One candle; `confirm` is true once it has closed."""
 
     start: int
@@ -175,7 +179,7 @@ class Kline(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: int
 
 
-class KlineMessage(msgspec.Struct, frozen=True, kw_only=True):
+class KlineMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`kline.{interval}.{symbol}`."""
 
     topic: str
@@ -184,7 +188,7 @@ class KlineMessage(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "snapshot"
 
 
-class Liquidation(msgspec.Struct, frozen=True, kw_only=True):
+class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One `allLiquidation` row; `side` "Buy" means a long was liquidated."""
 
     time: int = field(name="T")
@@ -194,7 +198,7 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True):
     price: Decimal = field(name="p")
 
 
-class LiquidationMessage(msgspec.Struct, frozen=True, kw_only=True):
+class LiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`allLiquidation.{symbol}` (and the deprecated `liquidation.{symbol}`, converted to the same rows)."""
 
     topic: str
@@ -203,7 +207,7 @@ class LiquidationMessage(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "snapshot"
 
 
-class _OldLiquidation(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class _OldLiquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False, rename="camel"):
     updated_time: int
     symbol: str
     side: str
@@ -211,7 +215,7 @@ class _OldLiquidation(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     price: Decimal
 
 
-class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True):
+class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Wire shape of the deprecated `liquidation.{symbol}` (data is one object); decode converts it."""
 
     topic: str
