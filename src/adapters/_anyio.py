@@ -182,9 +182,9 @@ class HybridStream(Commands):
         match action:
             case Dial(link=link, url=url):
                 self._close(link)
-                conn = self._conns[link] = _Conn()
+                new = self._conns[link] = _Conn()
                 self.links[link].dials += 1
-                self._tasks.start_soon(self._connection, link, conn, url)
+                self._tasks.start_soon(self._connection, link, new, url)
             case Send(link=link, data=data):
                 conn = self._conns.get(link)
                 if conn is None or conn.stream is None:

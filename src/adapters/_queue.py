@@ -42,7 +42,7 @@ TAIL = 1000
 """How many trades, candles or liquidations a conflated event keeps (the newest)."""
 
 
-class CallbackFailed(Event):
+class CallbackFailed(Event, frozen=True):
     """The application's callback raised while handling `event` (a type name); the stream went on.
 
     `link` and `at` are those of the event being handled; `error` is the exception's type and message.

@@ -132,12 +132,12 @@ class HybridStream(Commands):
             log.exception("bybit_hybrid loop failed")
             self._failure = exc
         finally:
-            for conn in self._conns.values():
-                if conn.task is not None:
-                    conn.task.cancel()
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Cancel until every task is done: a cancellation racing a finished await can be swallowed.
+            pending = set(self._tasks)
+            while pending:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=1.0)
             self._closed = True
             self._ready.set()
 
@@ -178,9 +178,9 @@ class HybridStream(Commands):
         match action:
             case Dial(link=link, url=url):
                 self._close(link)
-                conn = self._conns[link] = _Conn()
+                new = self._conns[link] = _Conn()
                 self.links[link].dials += 1
-                conn.task = self._spawn(self._connection(link, conn, url))
+                new.task = self._spawn(self._connection(link, new, url))
             case Send(link=link, data=data):
                 conn = self._conns.get(link)
                 if conn is not None and conn.writer is not None and not conn.writer.is_closing():
@@ -205,12 +205,12 @@ class HybridStream(Commands):
         try:
             where = target(url)
             tls = self.settings.ssl_context if where.tls else None
-            reader, conn.writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(
+                self.settings.connect_timeout
+            ):  # not wait_for: 3.11's can eat a cancel
+                reader, conn.writer = await asyncio.open_connection(
                     where.host, where.port, ssl=tls, server_hostname=where.host if tls else None
-                ),
-                self.settings.connect_timeout,
-            )
+                )
             await self._inbox.put(("up", link, conn, None))
             while data := await reader.read(65536):
                 await self._inbox.put(("data", link, conn, data))

@@ -68,12 +68,22 @@ class BybitHybridStream:
         event_handler: EventHandler | None = None, testnet: bool | None = None, *,
         demo: bool | None = None, decimals: bool = False, **options: Any,
     ) -> None:  # fmt: skip
-        self._make = lambda: HybridStream(api_key, api_secret, testnet=testnet, demo=demo, **options)
+        self._args: dict[str, Any] = dict(api_key=api_key, api_secret=api_secret, testnet=testnet, demo=demo)
+        self._options = options
         self.stream = self._make()  # checks the arguments now; a fresh one on every start()
         self._handler = event_handler
-        self._number: Callable[[Decimal], Any] = (lambda d: d) if decimals else float
+        self._decimals = decimals
         self._pump: asyncio.Task[None] | None = None
         self.handler_errors = 0
+
+    def _make(self) -> HybridStream:
+        return HybridStream(**self._args, **self._options)
+
+    def _number(self, value: Decimal) -> Any:
+        return value if self._decimals else float(value)
+
+    def _opt(self, value: Decimal | None) -> Any:
+        return None if value is None else self._number(value)
 
     def __repr__(self) -> str:
         return f"<BybitHybridStream {'running' if self._pump else 'stopped'} {self.stream!r}>"
@@ -160,8 +170,7 @@ class BybitHybridStream:
         return "stream.status", data
 
     def _position(self, position: Position, source: str) -> dict[str, Any]:
-        num = self._number
-        opt = lambda v: None if v is None else num(v)  # noqa: E731
+        num, opt = self._number, self._opt
         return {
             "symbol": position.symbol, "side": position.side, "size": num(position.size),
             "entry_price": num(position.avg_price), "avg_price": num(position.avg_price),
@@ -173,7 +182,7 @@ class BybitHybridStream:
         }  # fmt: skip
 
     def _position_update(self, e: PositionUpdate) -> dict[str, Any]:
-        opt = lambda v: None if v is None else self._number(v)  # noqa: E731
+        opt = self._opt
         return {
             "symbol": e.symbol, "side": e.side, "size": self._number(e.size), "mark_price": opt(e.mark_price),
             "entry_price": self._number(e.avg_price), "avg_price": self._number(e.avg_price),

@@ -107,7 +107,8 @@ async def fetch_asyncio(
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
 
 def fetch_sync(request: RestRequest, ssl_context: ssl.SSLContext, timeout: float) -> tuple[int, bytes]:

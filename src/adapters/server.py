@@ -24,7 +24,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -201,7 +201,7 @@ class ServedExchange:
         self.ca_file = str(Path(self._tmp.name) / "ca.pem")
         ca.cert_pem.write_to_path(self.ca_file)
 
-    def _run(self, coro: Any, timeout: float) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         if self._loop is None:
             coro.close()
             raise RuntimeError("ServedExchange is not started")

@@ -202,11 +202,11 @@ class HybridStream(Commands):
         match action:
             case Dial(link=link, url=url):
                 self._close(link)
-                conn = self._conns[link] = _Conn(link)
+                new = self._conns[link] = _Conn(link)
                 self.links[link].dials += 1
                 settings = self.settings
                 self._helper(
-                    ("up", link, conn, None), dial, url, settings.ssl_context, settings.connect_timeout
+                    ("up", link, new, None), dial, url, settings.ssl_context, settings.connect_timeout
                 )
             case Send(link=link, data=data):
                 conn = self._conns.get(link)
