@@ -1,0 +1,35 @@
+"""`bench/bench_core.py --quick` still runs and prints its table (a benchmark that cannot rot unnoticed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+from repo_paths import REPO
+
+
+def test_bench_core_quick_prints_the_table() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_core.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "300 messages" in lines[0] and "process CPU time" in lines[0]
+    assert lines[1].split()[:4] == ["msgs", "ev/msg", "|", "core"]
+    number = r"\d+\.\d\d"
+    for label in ("ticker", "book", "trade", "all", "all, 1/read"):
+        row = next(line for line in lines if line.startswith(f"{label} "))
+        # msgs, events per message, then µs and msg/s for the core, then µs and a ratio per peer
+        assert re.search(
+            rf"\d+ +{number} \| +{number} +[\d,]+ \|( +{number} +{number}x \|){{3}} +{number}$", row
+        ), row
+    assert any(line.startswith("events (all):") and "PositionUpdate" in line for line in lines)
+    assert elapsed < 5.0, f"--quick took {elapsed:.1f} s"
