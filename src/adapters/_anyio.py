@@ -84,11 +84,13 @@ class HybridStream(Commands):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-        if self._tx is not None:
-            self._tx.close()
+        try:
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+                await self._tg.__aexit__(None, None, None)  # re-raises an outer cancellation, hence finally
+        finally:
+            if self._tx is not None:
+                self._tx.close()
 
     def __aiter__(self) -> HybridStream:
         return self
