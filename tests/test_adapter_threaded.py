@@ -89,3 +89,11 @@ def test_stop_before_start_and_twice_is_harmless() -> None:
     stream = HybridStream(api_key="k", api_secret="s", endpoints=Endpoints.custom("ws://127.0.0.1:9"))
     stream.stop()
     assert stream.next_batch(0.01) == []
+
+
+def test_calls_after_stop_still_answer(served: ServedExchange) -> None:
+    stream = HybridStream(**options(served)).start()
+    stream.stop()
+    started = time.monotonic()
+    assert stream.call(lambda core: core.status()[Link.PRIVATE].link) is Link.PRIVATE
+    assert time.monotonic() - started < 1.0

@@ -138,6 +138,8 @@ class HybridStream(Commands):
                 return
         if item[0] == "up":
             item[3].close()  # the loop is gone: nobody will own this socket
+        elif item[0] == "call":  # nobody else touches the core any more: run it here
+            self._feed(*item, now=0.0)
 
     def _run(self) -> None:
         failure = None
@@ -148,7 +150,7 @@ class HybridStream(Commands):
             failure = exc
         finally:
             self._mailbox.close(failure)
-            while not self._inbox.empty():  # what came after the end: sockets to close, calls to cancel
+            while not self._inbox.empty():  # what came after the end: sockets to close, calls to run
                 self._feed(*self._inbox.get(), now=0.0, stopping=True)
             for link in list(self._conns):
                 self._close(link)
@@ -179,9 +181,7 @@ class HybridStream(Commands):
     def _feed(
         self, kind: str, link: Any, conn: Any, payload: Any, *, now: float, stopping: bool = False
     ) -> bool:
-        if kind == "call" and stopping:
-            payload.cancel()
-        elif kind == "call":
+        if kind == "call":
             try:
                 payload.set_result(conn(self.core))
             except Exception as exc:
