@@ -3,13 +3,15 @@
 A snapshot resets the book, and so does any message with `u == 1` (a service restart: "treat it as a
 snapshot"). A delta level of size 0 deletes the price, an unknown price inserts it, a known one updates
 it. A delta whose `u` is not above the held one is a duplicate or late and is ignored; a delta before any
-snapshot is reported and builds nothing. Levels are kept sorted best-first (bids descending, asks
-ascending) with `bisect`, so reading the top of the book never sorts.
+snapshot is reported and builds nothing. Prices are kept sorted ascending with `bisect` (the best ask
+first, the best bid last), so reading the top of the book never sorts, and a level costs no arithmetic
+(the per-level loop is the hottest code of the data plane: docs/performance.md).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
+from collections.abc import Iterable
 from decimal import Decimal
 
 from ._codec_public import OrderbookMessage
@@ -20,39 +22,48 @@ __all__ = ["Book", "Orderbooks", "book_depth"]
 
 
 class _Side:
-    """One side of a book: price -> size, plus the prices in best-first order."""
+    """One side of a book: price -> size, plus the prices in ascending order."""
 
-    __slots__ = ("_keys", "_sign", "levels")
+    __slots__ = ("_descending", "_keys", "levels")
 
     def __init__(self, descending: bool) -> None:
-        self._sign = -1 if descending else 1
-        self._keys: list[Decimal] = []  # sign * price, ascending
+        self._descending = descending  # bids: the best price is the highest, at the end of `_keys`
+        self._keys: list[Decimal] = []  # every price of `levels`, ascending
         self.levels: dict[Decimal, Decimal] = {}
 
-    def clear(self) -> None:
-        self._keys.clear()
-        self.levels.clear()
+    def reset(self, updates: Iterable[Level]) -> None:
+        """Replace the side by a snapshot's levels (applied in order, like deltas), sorting once."""
+        levels = self.levels
+        levels.clear()
+        for price, size in updates:
+            if size:
+                levels[price] = size
+            else:
+                levels.pop(price, None)
+        self._keys = sorted(levels)
 
-    def apply(self, price: Decimal, size: Decimal) -> None:
-        key = price * self._sign
-        if size == 0:
-            if self.levels.pop(price, None) is not None:
-                del self._keys[bisect_left(self._keys, key)]
-            return
-        if price not in self.levels:
-            self._keys.insert(bisect_left(self._keys, key), key)
-        self.levels[price] = size
+    def apply(self, updates: Iterable[Level]) -> None:
+        """Apply delta levels in order: size 0 deletes the price, a new price is inserted in place."""
+        keys, levels = self._keys, self.levels
+        for price, size in updates:
+            if not size:
+                if levels.pop(price, None) is not None:
+                    del keys[bisect_left(keys, price)]
+                continue
+            if price not in levels:
+                insort(keys, price)
+            levels[price] = size
 
     def best(self) -> Level | None:
         if not self._keys:
             return None
-        price = self._keys[0] * self._sign
+        price = self._keys[-1] if self._descending else self._keys[0]
         return (price, self.levels[price])
 
     def top(self, limit: int | None = None) -> tuple[Level, ...]:
-        keys = self._keys if limit is None else self._keys[:limit]
-        sign, levels = self._sign, self.levels
-        return tuple((key * sign, levels[key * sign]) for key in keys)
+        keys = self._keys[::-1] if self._descending else self._keys
+        levels = self.levels
+        return tuple((price, levels[price]) for price in keys[:limit])
 
 
 class Book:
@@ -101,12 +112,11 @@ class Orderbooks:
         if book is None:
             book = self._books[key] = Book()
         if reset:
-            book.bids.clear()
-            book.asks.clear()
-        for price, size in data.b:
-            book.bids.apply(price, size)
-        for price, size in data.a:
-            book.asks.apply(price, size)
+            book.bids.reset(data.b)
+            book.asks.reset(data.a)
+        else:
+            book.bids.apply(data.b)
+            book.asks.apply(data.a)
         book.u, book.seq, book.ts = data.u, data.seq, msg.ts
         return OrderbookUpdate(
             link=link,

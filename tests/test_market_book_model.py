@@ -1,0 +1,67 @@
+"""Order books against a dict model across snapshots *and* deltas (snapshots with zero sizes and repeated
+prices too), guarding the bisect-sorted sides of `_market_book` (kept ascending since the perf change)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bybit_hybrid_core._config import Link
+from bybit_hybrid_core._events import OrderbookUpdate
+from test_hybrid_support import Plane, decoded
+
+D = Decimal
+_PRICES = st.integers(1, 40).map(lambda n: D(n) / 4)
+_SIZES = st.sampled_from([D(0), D("0.5"), D(1), D("2.5")])
+_LEVELS = st.lists(st.tuples(_PRICES, _SIZES), max_size=10)
+_MESSAGES = st.lists(st.tuples(st.booleans(), _LEVELS, _LEVELS), min_size=1, max_size=12)
+
+
+def _apply(side: dict[Decimal, Decimal], levels: list[tuple[Decimal, Decimal]], reset: bool) -> None:
+    if reset:
+        side.clear()
+    for price, size in levels:
+        if size == 0:
+            side.pop(price, None)
+        else:
+            side[price] = size
+
+
+@given(_MESSAGES)
+def test_snapshots_and_deltas_match_a_dict_model(messages: list[tuple[bool, Any, Any]]) -> None:
+    plane = Plane()
+    model: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
+    for u, (snapshot, bids, asks) in enumerate(messages, start=2):
+        kind = "snapshot" if snapshot or u == 2 else "delta"
+        data = {"s": "X", "u": u, "b": [[str(p), str(s)] for p, s in bids],
+                "a": [[str(p), str(s)] for p, s in asks]}  # fmt: skip
+        plane.dp.on_message(
+            Link.LINEAR, decoded({"topic": "orderbook.50.X", "type": kind, "ts": u, "data": data}), 1.0
+        )
+        [event] = plane.take()
+        assert isinstance(event, OrderbookUpdate) and event.snapshot == (kind == "snapshot")
+        _apply(model[0], bids, kind == "snapshot")
+        _apply(model[1], asks, kind == "snapshot")
+        held_bids, held_asks = plane.dp.orderbook("linear", "X", 50) or ((), ())
+        assert held_bids == tuple(sorted(model[0].items(), reverse=True))
+        assert held_asks == tuple(sorted(model[1].items()))
+        assert event.best_bid == (held_bids[0] if held_bids else None)
+        assert event.best_ask == (held_asks[0] if held_asks else None)
+
+
+def test_equal_prices_in_other_spellings_are_one_level() -> None:
+    plane = Plane()
+    snap = {"s": "X", "u": 5, "b": [["10.50", "1"], ["10.4", "2"]], "a": [["11", "1"]]}
+    plane.dp.on_message(
+        Link.LINEAR, decoded({"topic": "orderbook.50.X", "type": "snapshot", "ts": 1, "data": snap}), 1.0
+    )
+    delta = {"s": "X", "u": 6, "b": [["10.5", "3"], ["10.40", "0"]], "a": [["11.000", "0"], ["11.5", "4"]]}
+    plane.dp.on_message(
+        Link.LINEAR, decoded({"topic": "orderbook.50.X", "type": "delta", "ts": 2, "data": delta}), 1.0
+    )
+    [_, event] = plane.take()
+    assert plane.dp.orderbook("linear", "X", 50) == (((D("10.50"), D(3)),), ((D("11.5"), D(4)),))
+    assert event.best_bid == (D("10.5"), D(3)) and event.best_ask == (D("11.5"), D(4))
