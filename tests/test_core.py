@@ -14,11 +14,13 @@ from bybit_hybrid_core._events import (
     Authenticated,
     AuthFailed,
     Dial,
+    FetchPositions,
     HandshakeRefused,
     Hangup,
     LinkConnected,
     LinkDown,
     LinkUp,
+    PositionsSynced,
     ProtocolProblem,
     Subscribed,
     SubscriptionFailed,
@@ -182,6 +184,17 @@ def test_missing_pong_hangs_up_and_redials_with_backoff_then_reauths_and_resubsc
     }
     assert status[Link.LINEAR].subscriptions == ("orderbook.50.BTCUSDT",)
     assert status[Link.LINEAR].reconnects == 1
+
+
+def test_pong_deadline_runs_from_the_oldest_unanswered_ping() -> None:
+    s = live(Config(timings=Timings(ping_interval=5.0, pong_timeout=12.0)))
+    s.answer_pings = False
+    s.advance(10.0)  # pings at 5 and 10, neither answered
+    assert len(s.ops(Link.LINEAR, "ping")) == 2 and not s.hangups
+    s.advance(6.99)
+    assert not s.hangups
+    s.advance(0.01)  # 12 s after the first ping, not after the second
+    assert s.hangups and "pong" in s.of(LinkDown)[-1].reason
 
 
 def test_backoff_grows_while_dials_keep_failing_and_resets_after_a_stable_link() -> None:
@@ -467,6 +480,45 @@ def test_stale_bytes_after_a_hangup_are_ignored() -> None:
     s.pump()
     assert s.core.status()[Link.LINEAR].state == "BACKOFF"
     assert not s.of(ProtocolProblem)
+
+
+def test_a_data_plane_failure_on_remote_data_is_a_problem_not_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = live(Config(topics=("tickers.BTCUSDT",)))
+
+    def boom(*args: object) -> None:
+        raise ArithmeticError("decimal trouble")
+
+    monkeypatch.setattr(s.core._data, "on_message", boom)
+    s.push(Link.LINEAR, sample_text("public-tickers-linear-snapshot-real.json"))
+    (problem,) = s.of(ProtocolProblem)
+    assert "ArithmeticError" in problem.detail and "tickers.BTCUSDT" in problem.detail
+    assert s.core.status()[Link.LINEAR].state == "LIVE"
+
+
+def test_state_queries_and_snapshot_answers_reach_the_data_plane() -> None:
+    s = live(private_config())
+    fetches = [a for a in s.actions if isinstance(a, FetchPositions)]
+    assert fetches  # the private link came up: the data plane asked for a REST snapshot
+    request = fetches[0].request
+    body = (
+        b'{"retCode":0,"retMsg":"OK","result":{"list":[],"nextPageCursor":"","category":"linear"},"time":1}'
+    )
+    for fetch in fetches:
+        s.core.positions_snapshot(fetch.request, 200, body, s.now)
+    s.pump()
+    assert s.core.positions() == {}
+    assert request.category in {e.category for e in s.of(PositionsSynced)}
+    s.core.subscribe("orderbook.50.BTCUSDT")
+    s.pump()
+    s.push(Link.LINEAR, sample_text("public-orderbook-linear-l50-snapshot-real.json"))
+    book = s.core.orderbook("linear", "BTCUSDT", 50)
+    assert book is not None and book[0] and book[1]
+    s.core.track("ETHUSDT")
+    s.core.untrack("ETHUSDT")
+    s.pump()
+    assert "tickers.ETHUSDT" in s.subscribed_topics(Link.LINEAR)
 
 
 # ------------------------------------------------------------------------------------------- misuse

@@ -155,6 +155,22 @@ def test_dial_budget_never_exceeds_its_limit_in_any_window(gaps: list[float], li
     assert budget.take("other.host", now) is None  # counted per host
 
 
+def test_the_private_link_needs_credentials() -> None:
+    from bybit_hybrid_core._config import Link, Timings
+    from bybit_hybrid_core._link_conn import LinkConnection
+
+    with pytest.raises(LocalProtocolError, match="credentials"):
+        LinkConnection(
+            Link.PRIVATE,
+            "wss://x/v5/private",
+            Timings(),
+            None,
+            None,
+            DialBudget(1, 1.0),
+            Random(0),  # type: ignore[arg-type]
+        )
+
+
 def test_url_host_is_the_domain() -> None:
     assert url_host("wss://Stream.Bybit.com/v5/public/linear") == "stream.bybit.com"
     assert url_host("ws://127.0.0.1:8765/v5/private?max_active_time=60s") == "127.0.0.1"
@@ -164,6 +180,9 @@ def test_hints() -> None:
     assert "region" in handshake_hint(403)
     assert "path" in handshake_hint(404)
     assert "retries" in handshake_hint(502)
+    assert "credentials" in handshake_hint(401)
+    assert "too many" in handshake_hint(429)
+    assert "418" in handshake_hint(418)
     params = auth_hint("Params Error")
     assert "clock" in params and "demo" in params and "auth_expires_ms" in params
     assert "demo" in auth_hint("Invalid sign") and "key" in auth_hint("Invalid sign")

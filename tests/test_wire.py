@@ -120,6 +120,20 @@ def test_eof_during_handshake_is_a_close_not_an_exception() -> None:
     assert not wire.is_open
 
 
+def test_eof_before_any_answer_is_abnormal_closure() -> None:
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    assert wire.receive(b"") == [WireClosed(1006, "end of stream before the upgrade")]
+
+
+def test_unknown_refusal_status_has_an_empty_phrase() -> None:
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    server = FakeBybit()
+    server.feed(wire.data_to_send())
+    assert wire.receive(server.reject(599)) == [WireRefused(599, "")]
+
+
 def test_messages_right_after_the_101_in_the_same_chunk() -> None:
     wire = Wire("wss://stream.bybit.com/v5/public/linear")
     wire.initiate()
@@ -167,6 +181,13 @@ def test_protocol_ping_is_answered() -> None:
     assert wire.receive(server.ping(b"abc")) == []
     server.feed(wire.data_to_send())
     assert server.pongs == [b"abc"]
+
+
+def test_unsolicited_protocol_pong_is_ignored() -> None:
+    from wsproto.events import Pong
+
+    wire, server = open_pair()
+    assert wire.receive(server.ws.send(Pong(payload=b"x")) + server.send("after")) == [WireText("after")]
 
 
 def test_binary_message_is_noticed_once_and_harmless() -> None:

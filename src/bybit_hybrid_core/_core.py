@@ -200,8 +200,6 @@ class HybridCore:
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
         try:
             self._data.on_message(link, msg, now)
-        except LocalProtocolError:
-            raise
         except Exception as exc:  # the remote's data must never raise out of receive() (ARCHITECTURE)
             detail = f"{msg.topic}: the data plane could not apply it: {type(exc).__name__}: {exc}"
             self.emit(ProtocolProblem(link=link, at=now, detail=detail[:300]))

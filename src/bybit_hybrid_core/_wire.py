@@ -162,6 +162,9 @@ class Wire:
         """Feed bytes from the socket (b"" = end of stream) and return what they completed."""
         if self._dead:
             return []
+        if not data and self._conn.state is ConnectionState.CONNECTING:
+            # h11 calls an end of stream before the response "Bad HTTP message"; it is just a hang-up.
+            return [self._finish(WireClosed(_ABNORMAL_CLOSURE, "end of stream before the upgrade"))]
         events: list[WireEvent] = []
         try:
             self._conn.receive_data(data if data else None)
@@ -171,8 +174,6 @@ class Wire:
                     break
         except (ProtocolError, h11.ProtocolError) as exc:  # wsproto's or h11's: the remote's fault here
             events.append(self._fail(f"WebSocket protocol error: {exc}"))
-        if not data and not self._dead:
-            events.append(self._finish(WireClosed(_ABNORMAL_CLOSURE, "end of stream")))
         return events
 
     # ------------------------------------------------------------------------------------------ internals
