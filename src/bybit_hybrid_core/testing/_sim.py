@@ -145,8 +145,10 @@ class Simulation:
         self._fail_dials += n
 
     def calm(self) -> None:
-        """Stop the chaos and heal the exchange (half-open sockets stay dead until the core notices)."""
+        """Stop the chaos, forget pending refused dials and heal the exchange (half-open sockets stay dead
+        until the core notices)."""
         self.chaos.rate = 0.0
+        self._fail_dials = 0
         self.exchange.heal()
 
     # ----------------------------------------------------------------------------------------- inspecting

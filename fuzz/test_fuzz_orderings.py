@@ -1,0 +1,250 @@
+"""Fuzzing message orderings: a hypothesis state machine drives a Simulation (HybridCore + FakeExchange).
+
+Rules open, grow, shrink, flip and close positions (one-way and hedge mode), move marks, pin tickers, inject
+every fault of the FakeExchange, delay or fail the REST snapshot, and let time pass. Every step is recorded
+as data (`scenario.Step`), so the whole run is replayed at the end to check determinism.
+
+Invariants after every step: nothing raised; no private subscribe before the auth ack and every request
+within Bybit's limits (the exchange's record); no frame on a closed link (the network's record); dials within
+the core's budget; per-position `seq` never decreases in emitted events.
+Invariants after healing and a quiet period (the `heal_and_check` rule, and at the end): the core's positions
+equal the exchange's; the ticker subscriptions equal the open positions' symbols plus pins (minus tickers the
+server refused, which the core does not retry); each open position's last `PositionUpdate` carries the
+exchange's latest mark. And at the end: the same steps on a new Simulation give the same events.
+
+CI runs the `ci` profile; `python fuzz/run_long.py` runs the `long` one (see docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+import msgspec
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from scenario import DATA_FAULTS, FAILURES, KINDS, LINK_FAULTS, SERVICE_FAULTS, SYMBOLS, Step, apply, new_sim
+
+from bybit_hybrid_core._events import (
+    Event,
+    LinkDown,
+    PositionClosed,
+    PositionOpened,
+    PositionUpdate,
+    SubscriptionFailed,
+)
+from bybit_hybrid_core.testing import Simulation
+
+STEP_SECONDS = 5  # wall-clock watchdog per step: a healthy step takes milliseconds
+QUIET = 45.0  # after healing: longer than the ticker release grace (30 s) and the pong timeout (30 s)
+HEAL_LIMIT = 1_200.0  # auth back-off may have grown to its 900 s cap
+
+symbols = st.sampled_from(SYMBOLS)
+
+
+class Hang(Exception):
+    """A step ran longer than STEP_SECONDS of wall time: a livelock in the core or the simulation."""
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise Hang(f"a step ran longer than {STEP_SECONDS} s")
+
+
+class Orderings(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sim: Simulation | None = None
+        self.steps: list[Step] = []
+        self.pins: dict[tuple[str, str], int] = {}
+        self.checked = 0
+        self.seqs: dict[tuple[str, str, int], int] = {}
+
+    # --------------------------------------------------------------------------------------- driving
+
+    @initialize(
+        seed=st.integers(0, 2**16),
+        latency=st.sampled_from([0.001, 0.02, 0.15]),
+        opened=st.lists(
+            st.tuples(symbols, st.sampled_from(["Buy", "Sell"]), st.integers(1, 400)), max_size=2
+        ),
+    )
+    def start(self, seed: int, latency: float, opened: list[tuple[tuple[str, str], str, int]]) -> None:
+        self.seed, self.latency = seed, latency
+        self.sim = self._guarded(lambda: new_sim(seed, latency))
+        for where, side, lots in opened:
+            self.do("order", *where, side, lots, 0)
+        self.do("advance", 2.0)
+
+    def do(self, name: str, *args: Any) -> None:
+        step: Step = (name, args)
+        self.steps.append(step)
+        assert self.sim is not None
+        sim = self.sim
+        self._guarded(lambda: apply(sim, step))
+
+    def _guarded(self, run: Any) -> Any:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(STEP_SECONDS)
+        try:
+            return run()
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    @rule(
+        where=symbols,
+        side=st.sampled_from(["Buy", "Sell"]),
+        lots=st.integers(1, 400),
+        idx=st.sampled_from([0, 0, 1, 2]),
+    )
+    def order(self, where: tuple[str, str], side: str, lots: int, idx: int) -> None:
+        self.do("order", *where, side, lots, idx)
+
+    @rule(where=symbols, idx=st.sampled_from([0, 1, 2]))
+    def close(self, where: tuple[str, str], idx: int) -> None:
+        self.do("close", *where, idx)
+
+    @rule(where=symbols)
+    def flip(self, where: tuple[str, str]) -> None:
+        self.do("flip", *where)
+
+    @rule(where=symbols, on=st.booleans())
+    def hedge_mode(self, where: tuple[str, str], on: bool) -> None:
+        self.do("hedge", *where, on)
+
+    @rule(where=symbols, pct=st.sampled_from(["-5", "-0.3", "0.01", "0.4", "7"]))
+    def move_market(self, where: tuple[str, str], pct: str) -> None:
+        self.do("mark", *where, pct)
+
+    @rule(where=symbols)
+    def track(self, where: tuple[str, str]) -> None:
+        self.pins[where] = self.pins.get(where, 0) + 1
+        self.do("track", *where)
+
+    @rule(where=symbols)
+    def untrack(self, where: tuple[str, str]) -> None:
+        if self.pins.get(where):
+            self.pins[where] -= 1
+            self.do("untrack", *where)
+
+    # Faults come in three rules so that they are drawn about as often as trades and time.
+    @rule(name=st.sampled_from(LINK_FAULTS), kind=st.sampled_from(KINDS), n=st.integers(1, 3))
+    def link_fault(self, name: str, kind: str, n: int) -> None:
+        self.do("fault", name, kind, n)
+
+    @rule(name=st.sampled_from(DATA_FAULTS), kind=st.sampled_from(KINDS), n=st.integers(1, 3))
+    def data_fault(self, name: str, kind: str, n: int) -> None:
+        self.do("fault", name, kind, n)
+
+    @rule(name=st.sampled_from(SERVICE_FAULTS), n=st.integers(1, 3))
+    def service_fault(self, name: str, n: int) -> None:
+        self.do("fault", name, "all", n)
+
+    @rule(seconds=st.sampled_from([0.0, 3.0, 12.0]))
+    def snapshot_delay(self, seconds: float) -> None:
+        self.do("rest_delay", seconds)
+
+    @rule(seconds=st.sampled_from([0.001, 0.01, 0.2, 1.0, 4.0, 11.0, 25.0]))
+    def advance(self, seconds: float) -> None:
+        self.do("advance", seconds)
+
+    @rule()
+    def heal_and_check(self) -> None:
+        self._heal_and_check()
+
+    # ------------------------------------------------------------------------------------ invariants
+
+    @invariant()
+    def protocol_rules_hold(self) -> None:
+        if self.sim is None:
+            return
+        assert self.sim.problems() == [], self.sim.problems()[:5]
+
+    @invariant()
+    def dials_within_budget(self) -> None:
+        if self.sim is None:
+            return
+        budget = self.sim.config.timings.dial_budget
+        times = [t for t, _ in self.sim.dials]
+        for i, t in enumerate(times):
+            window = [u for u in times[: i + 1] if u > t - self.sim.config.timings.dial_window]
+            assert len(window) <= budget, (
+                f"{len(window)} dials within {self.sim.config.timings.dial_window} s"
+            )
+
+    @invariant()
+    def seq_never_decreases(self) -> None:
+        if self.sim is None:
+            return
+        for emitted in self.sim.events[self.checked :]:
+            key, seq = _key_seq(emitted)
+            if key is not None:
+                assert seq >= self.seqs.get(key, -1), f"seq went back: {emitted}"
+                self.seqs[key] = seq
+        self.checked = len(self.sim.events)
+
+    def teardown(self) -> None:
+        if self.sim is None:
+            return
+        self._heal_and_check()
+        downs = sum(isinstance(e, LinkDown) for e in self.sim.events)
+        event(f"links went down: {'0' if not downs else '1-5' if downs <= 5 else '6+'}")
+        replay = self._guarded(lambda: self._replay())
+        assert replay == msgspec.json.encode(self.sim.events), "same seed and steps gave different events"
+
+    # -------------------------------------------------------------------------------------- helpers
+
+    def _heal_and_check(self) -> None:
+        assert self.sim is not None
+        sim = self.sim
+        self._guarded(lambda: _heal(sim))
+        self.steps.append(("heal", ()))
+        assert sim.core.positions() == sim.exchange.positions()
+        refused = {e.topic for e in sim.events if isinstance(e, SubscriptionFailed)}
+        for category in ("linear", "inverse"):
+            held = {f"tickers.{s}" for (c, s, _) in sim.exchange.positions() if c == category}
+            pinned = {f"tickers.{s}" for (c, s), n in self.pins.items() if n and c == category}
+            tickers = {t for t in sim.exchange.subscriptions(category) if t.startswith("tickers.")}
+            assert tickers == (held | pinned) - refused, (category, tickers, held, pinned, refused)
+        event(f"open positions when checked: {min(len(sim.exchange.positions()), 3)}+")
+        updates = sim.last_updates()
+        for key, position in sim.exchange.positions().items():
+            if f"tickers.{position.symbol}" in refused:
+                continue
+            assert updates[key].mark_price == sim.exchange.mark(position.symbol, category=position.category)
+
+    def _replay(self) -> bytes:
+        sim = new_sim(self.seed, self.latency)
+        for step in self.steps:
+            if step[0] == "heal":
+                _heal(sim)
+            else:
+                apply(sim, step)
+        return msgspec.json.encode(sim.events)
+
+
+def _heal(sim: Simulation) -> None:
+    """Heal every fault, wait until every link the core has is live again, then a quiet period."""
+    sim.calm()
+    deadline = sim.now + HEAL_LIMIT
+    while any(s.state not in ("LIVE", "IDLE") for s in sim.core.status().values()) and sim.now < deadline:
+        sim.advance(15.0)
+    sim.advance(QUIET)
+    sim.settle()
+
+
+def _key_seq(event: Event) -> tuple[tuple[str, str, int] | None, int]:
+    match event:
+        case PositionUpdate(seq=seq):
+            return event.key, seq
+        case PositionOpened(position=position):
+            return position.key, position.seq
+        case PositionClosed(position=position, seq=seq):
+            return position.key, seq
+    return None, 0
+
+
+TestOrderings = Orderings.TestCase
+TestOrderings.settings = settings(settings.default, stateful_step_count=30, database=FAILURES)
