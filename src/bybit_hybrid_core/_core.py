@@ -156,11 +156,12 @@ class HybridCore:
         """Everything queued since the last poll, and when to call `tick()` next."""
         actions, self._actions = tuple(self._actions), []
         events, self._events = tuple(self._events), []
-        times = [t for t in (c.deadline() for c in self._links.values()) if t is not None]
-        data_deadline = self._data.deadline()
-        if data_deadline is not None:
-            times.append(data_deadline)
-        return Output(actions=actions, events=events, deadline=min(times) if times else None)
+        deadline = self._data.deadline()
+        for conn in self._links.values():  # a plain loop: poll runs after every read (docs/performance.md)
+            when = conn.deadline()
+            if when is not None and (deadline is None or when < deadline):
+                deadline = when
+        return Output(actions=actions, events=events, deadline=deadline)
 
     # --------------------------------------------------------------------------------------------- state
 
@@ -233,7 +234,9 @@ class HybridCore:
         now = max(now, self._now)
         self._now = now
         for conn in list(self._links.values()):
-            conn.run_timers(now)
+            when = conn.deadline()  # the common case, nothing due, costs one min() (docs/performance.md)
+            if when is not None and when <= now:
+                conn.run_timers(now)
         self._data.tick(now, self.wall_ms(now))
         return now
 

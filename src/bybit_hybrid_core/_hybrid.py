@@ -134,6 +134,9 @@ class DataPlane:
     def tick(self, now: float, wall_ms: int) -> None:
         """Run the timers that are due: ticker release grace, stale marks, conflation, snapshot retries."""
         self._now = now
+        deadline = self.deadline()
+        if deadline is None or deadline > now:
+            return  # the common case: the core calls this on every input (docs/performance.md)
         self._interest.tick(now)
         self._join.tick(now)
         self._sync.tick(now, wall_ms)
