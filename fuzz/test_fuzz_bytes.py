@@ -21,7 +21,7 @@ from scenario import CREDS, FAILURES
 
 from bybit_hybrid_core import Config, Endpoints, Link
 from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import Event, Send
+from bybit_hybrid_core._events import Event, LinkDown, ProtocolProblem, Send
 from bybit_hybrid_core.testing import FakeExchange, ServerSend
 from repo_paths import SAMPLES
 
@@ -127,6 +127,20 @@ def feed(core: HybridCore, link: Link, chunks: list[bytes]) -> list[Event]:
     return list(core.poll().events)
 
 
+def same(events: list[Event]) -> bytes:
+    """Events for comparison. A problem's wording may differ with the chunking (wsproto's UTF-8 error says
+    where in the *chunk* the bad byte was), so problems and link-downs compare without their text."""
+    plain = [
+        msgspec.structs.replace(e, detail="", sample="")
+        if isinstance(e, ProtocolProblem)
+        else msgspec.structs.replace(e, reason="")
+        if isinstance(e, LinkDown)
+        else e
+        for e in events
+    ]
+    return msgspec.json.encode(plain)
+
+
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     marks = sorted({p % (len(data) + 1) for p in points})
     edges = [0, *marks, len(data)]
@@ -150,7 +164,7 @@ def test_receive_never_raises_and_chunking_does_not_matter(
     data = stream(exchange, link.value, pieces)
     whole = feed(whole_core, link, [data])
     chunked = feed(chunked_core, link, cut(data, points))
-    assert msgspec.json.encode(chunked) == msgspec.json.encode(whole)
+    assert same(chunked) == same(whole)
     assert all(isinstance(e, Event) for e in whole)
     whole_core.positions(), whole_core.status()  # the state is still usable
     for kind in sorted({type(e).__name__ for e in whole}):
