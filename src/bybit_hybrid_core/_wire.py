@@ -180,12 +180,12 @@ class Wire:
 
     def _handle(self, event: object, events: list[WireEvent]) -> None:
         match event:
+            case TextMessage(data=text, message_finished=finished):  # first: nearly every event is one
+                self._text(text, finished, events)
             case AcceptConnection():
                 events.append(WireUpgraded())
             case RejectConnection(status_code=status):
                 events.append(self._finish(WireRefused(status, _phrase(status))))
-            case TextMessage(data=text, message_finished=finished):
-                self._text(text, finished, events)
             case BytesMessage():
                 # Bybit speaks text only; say so once and carry on (the link stays usable).
                 if not self._binary_seen:
@@ -199,6 +199,9 @@ class Wire:
                 pass
 
     def _text(self, text: str, finished: bool, events: list[WireEvent]) -> None:
+        if finished and not self._partial and len(text) <= MAX_MESSAGE_CHARS:
+            events.append(WireText(text))  # a whole message in one piece: nothing to join
+            return
         self._partial.append(text)
         self._partial_len += len(text)
         if self._partial_len > MAX_MESSAGE_CHARS:
