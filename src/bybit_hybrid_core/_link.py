@@ -54,6 +54,10 @@ __all__ = [
 
 
 class LinkState(enum.Enum):
+    # Members are singletons compared by identity, so hash them by identity too: Enum's own __hash__ is
+    # Python code, and TRANSITIONS is looked up several times per message (docs/performance.md).
+    __hash__ = object.__hash__
+
     IDLE = "IDLE"  # never dialed
     DIALING = "DIALING"  # Dial asked for; waiting for TCP (+TLS)
     HANDSHAKING = "HANDSHAKING"  # upgrade request sent; waiting for HTTP 101
@@ -63,6 +67,8 @@ class LinkState(enum.Enum):
 
 
 class Input(enum.Enum):
+    __hash__ = object.__hash__  # see LinkState
+
     # from the caller (the adapter, through HybridCore)
     CONNECTED = "CONNECTED"
     BYTES = "BYTES"  # includes b"" (end of stream)
