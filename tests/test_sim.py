@@ -114,12 +114,11 @@ def test_position_updates_follow_the_mark() -> None:
     first = len(sim.events)
     sim.exchange.mark("BTCUSDT", "70000")
     sim.advance(1.0)
-    marks = [e.mark_price for e in since(sim, first, PositionUpdate)]
+    marks = [e.mark_price for e in sim.events[first:] if isinstance(e, PositionUpdate)]
     assert Decimal("70000.0") in marks
     update = sim.last_updates()[KEY]
-    assert update.cause == "mark" and update.unrealised_pnl == (update.mark_price - Decimal(67000)) * Decimal(
-        "0.5"
-    )
+    assert update.cause == "mark" and update.mark_price is not None
+    assert update.unrealised_pnl == (update.mark_price - Decimal(67000)) * Decimal("0.5")
 
 
 def test_a_quiet_simulation_keeps_every_link_for_15_minutes() -> None:
@@ -175,6 +174,18 @@ def test_same_seed_same_events_and_other_seeds_differ() -> None:
 # ---------------------------------------------------------------------------------------------- faults
 
 Fault = Callable[[Simulation], object]
+
+
+def calls(*faults: Fault) -> Fault:
+    """Several faults in a row."""
+
+    def run(sim: Simulation) -> None:
+        for fault in faults:
+            fault(sim)
+
+    return run
+
+
 FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     (
         "drop private with a close frame",
@@ -213,12 +224,12 @@ FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     ),
     (
         "refused auth",
-        lambda s: (s.exchange.reject_auth(1), s.exchange.drop_link("private")),
+        calls(lambda s: s.exchange.reject_auth(1), lambda s: s.exchange.drop_link("private")),
         lambda ev: any(isinstance(e, AuthFailed) and e.reason == "Params Error" for e in ev),
     ),
     (
         "clock skew past expires",
-        lambda s: (s.exchange.clock_skew(15_000), s.exchange.drop_link("private")),
+        calls(lambda s: s.exchange.clock_skew(15_000), lambda s: s.exchange.drop_link("private")),
         lambda ev: any(isinstance(e, AuthFailed) for e in ev),
     ),
     (
@@ -241,15 +252,18 @@ FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     ),
     (
         "duplicated messages",
-        lambda s: (
-            s.exchange.duplicate("all", 5, replies=True),
-            s.exchange.place_order("BTCUSDT", "Buy", "0.1"),
+        calls(
+            lambda s: s.exchange.duplicate("all", 5, replies=True),
+            lambda s: s.exchange.place_order("BTCUSDT", "Buy", "0.1"),
         ),
         lambda ev: True,
     ),
     (
         "reordered messages",
-        lambda s: (s.exchange.reorder("all", 4), s.exchange.place_order("BTCUSDT", "Buy", "0.1")),
+        calls(
+            lambda s: s.exchange.reorder("all", 4),
+            lambda s: s.exchange.place_order("BTCUSDT", "Buy", "0.1"),
+        ),
         lambda ev: True,
     ),
     (
@@ -264,10 +278,10 @@ FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     ),
     (
         "REST errors",
-        lambda s: (
-            s.exchange.rest_fail(2, status=503),
-            s.exchange.rest_fail(1, ret_code=10006),
-            s.exchange.drop_link("private"),
+        calls(
+            lambda s: s.exchange.rest_fail(2, status=503),
+            lambda s: s.exchange.rest_fail(1, ret_code=10006),
+            lambda s: s.exchange.drop_link("private"),
         ),
         lambda ev: (
             any(isinstance(e, SnapshotFailed) for e in ev) and any(isinstance(e, PositionsSynced) for e in ev)
@@ -275,17 +289,17 @@ FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     ),
     (
         "REST slower than the timeout",
-        lambda s: (s.exchange.rest_delay(20.0), s.exchange.drop_link("private")),
+        calls(lambda s: s.exchange.rest_delay(20.0), lambda s: s.exchange.drop_link("private")),
         lambda ev: any(isinstance(e, SnapshotFailed) and "transport" in e.reason for e in ev),
     ),
     (
         "geo-block",
-        lambda s: (s.exchange.geo_block(), s.exchange.drop_link("all")),
+        calls(lambda s: s.exchange.geo_block(), lambda s: s.exchange.drop_link("all")),
         lambda ev: any(isinstance(e, HandshakeRefused) and e.status == 403 for e in ev),
     ),
     (
         "refused dials",
-        lambda s: (s.fail_dials(3), s.exchange.drop_link("all", close_frame=False)),
+        calls(lambda s: s.fail_dials(3), lambda s: s.exchange.drop_link("all", close_frame=False)),
         lambda ev: any(isinstance(e, LinkDown) and "refused" in e.reason for e in ev),
     ),
 ]
@@ -375,9 +389,8 @@ def test_stale_timer_rearmed_at_now_livelocks_the_join() -> None:
     plane.on_link_up(Link.PRIVATE, 0.065, wall + 65)
     row = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "size": "0.5", "positionIdx": 0,
            "entryPrice": "67000", "markPrice": "67000", "seq": 5, "updatedTime": str(wall)}  # fmt: skip
-    plane.on_message(
-        Link.PRIVATE, decode(json.dumps({"topic": "position", "creationTime": wall, "data": [row]})), 0.065
-    )  # type: ignore[arg-type]
+    position = decode(json.dumps({"topic": "position", "creationTime": wall, "data": [row]}))
+    plane.on_message(Link.PRIVATE, position, 0.065)  # type: ignore[arg-type]
     ticker = {"topic": "tickers.BTCUSDT", "type": "snapshot", "ts": wall + 13_705, "cs": 1,
               "data": {"symbol": "BTCUSDT", "markPrice": "67001.0"}}  # fmt: skip
     plane.on_message(Link.LINEAR, decode(json.dumps(ticker)), 13.705)  # type: ignore[arg-type]
