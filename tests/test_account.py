@@ -130,6 +130,20 @@ def test_generation_marks_touched_keys() -> None:
     assert book.touched(("linear", "BTCUSDT", 0)) <= epoch
     book.apply(_pos(seq=2, idx=1), None)
     assert book.touched(("linear", "BTCUSDT", 1)) > epoch and book.touched(("linear", "X", 0)) == 0
+    # Bybit repeats an unchanged position whenever an order is placed: a repeat is not news
+    epoch = book.generation
+    assert book.apply(_pos(seq=1), None)[0] is Change.UPDATED
+    assert book.touched(("linear", "BTCUSDT", 0)) <= epoch
+
+
+def test_a_snapshot_close_seals_the_key_at_its_seq() -> None:
+    book = PositionBook()
+    book.apply(_pos(seq=7), None)
+    assert book.close(("linear", "BTCUSDT", 0)) == _pos(seq=7)
+    assert book.close(("linear", "BTCUSDT", 0)) is None
+    # its closing fill had a higher seq we never saw: the old state, same seq, is stale
+    assert book.apply(_pos(seq=7), None)[0] is Change.IGNORED
+    assert book.apply(_pos(seq=8), None)[0] is Change.OPENED
 
 
 def test_row_conversion_of_unset_fields() -> None:

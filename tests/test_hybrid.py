@@ -339,3 +339,17 @@ def test_same_seq_untouched_since_the_request_takes_the_snapshot() -> None:
     assert plane.dp.positions()[BTC].stop_loss == D(90)
     [update] = plane.of(PositionUpdate)
     assert update.cause == "snapshot" and update.stop_loss == D(90)
+
+
+def test_a_repeated_unchanged_push_is_no_news_for_the_reconciliation() -> None:
+    plane = Plane()
+    _push(plane, 0.5, position_row("BTCUSDT", "Buy", "1", "100", 5))
+    [linear, inverse] = plane.up_private(1.0)
+    assert _push(plane, 1.5, position_row("BTCUSDT", "Buy", "1", "100", 5)) == []  # an order was placed
+    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 2.0, WALL0)
+    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 2.0, WALL0)
+    [closed] = plane.of(PositionClosed)
+    assert closed.cause == "snapshot" and plane.dp.positions() == {}
+    # the closing fill's seq is unknown but higher: the old state cannot come back with the old seq
+    assert _push(plane, 3.0, position_row("BTCUSDT", "Buy", "1", "100", 5)) == []
+    assert plane.dp.positions() == {}

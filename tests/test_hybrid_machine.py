@@ -71,7 +71,7 @@ class JoinMachine(RuleBasedStateMachine):
         self.subscribed: dict[Link, set[str]] = {link: set() for link in PUBLIC}
         self.pending: list[RestRequest] = []
         self.served: list[tuple[RestRequest, int, bytes]] = []
-        self.sent_positions: list[tuple[int, dict[str, Any]]] = []  # (seq, row) pushed so far
+        self.delivered: list[dict[str, Any]] = []  # rows that reached the DataPlane
         self.sent_deltas: dict[tuple[str, str], list[Any]] = {sym: [] for sym in TRACKABLE}
         self.pins: Counter[tuple[str, str]] = Counter()
         self.emitted_seq: dict[PositionKey, int] = {}
@@ -151,7 +151,8 @@ class JoinMachine(RuleBasedStateMachine):
 
     def _push_rows(self, *rows: dict[str, Any]) -> None:
         if not self.up[Link.PRIVATE]:
-            return  # pushed into a dead link: lost
+            return  # pushed into a dead link: lost, never to be delivered
+        self.delivered.extend(rows)
         msg = position_message(*rows, creation=WALL0 + int(self.now * 1000))
         now = self.now
         self._do(lambda dp: dp.on_message(Link.PRIVATE, msg, now))
@@ -205,7 +206,6 @@ class JoinMachine(RuleBasedStateMachine):
                 updated_ms=WALL0 + int(self.now * 1000),
             )
         row = self._row(key)
-        self.sent_positions.append((self.seq[sym], row))
         self._push_rows(row)
 
     @rule(
@@ -231,7 +231,6 @@ class JoinMachine(RuleBasedStateMachine):
             return
         self.truth[key] = Position(**{**_fields(position), "take_profit": D(tp) * 1000})
         row = self._row(key)
-        self.sent_positions.append((position.seq, row))
         self._push_rows(row)
 
     @rule(sym=st.sampled_from(list(SYMBOLS)))
@@ -241,16 +240,11 @@ class JoinMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def replay_old_push(self, data: st.DataObject) -> None:
-        """A stale push (lower seq than the key's latest) arrives late: it must change nothing."""
-        latest: dict[tuple[str, str, int], int] = {}
-        for seq, row in self.sent_positions:
-            key = (row["category"], row["symbol"], row["positionIdx"])
-            latest[key] = max(latest.get(key, seq), seq)
-        old = [
-            row
-            for seq, row in self.sent_positions
-            if seq < latest[(row["category"], row["symbol"], row["positionIdx"])]
-        ]
+        """A push arrives again after a newer one for its key got through: it must change nothing."""
+        newest: dict[PositionKey, int] = {}
+        for row in self.delivered:
+            newest[_key(row)] = max(newest.get(_key(row), row["seq"]), row["seq"])
+        old = [row for row in self.delivered if row["seq"] < newest[_key(row)]]
         if old:
             self._push_rows(data.draw(st.sampled_from(old)))
 
@@ -307,6 +301,19 @@ class JoinMachine(RuleBasedStateMachine):
         request = self.pending.pop(data.draw(st.integers(0, len(self.pending) - 1)))
         self.served.append((request, *self._answer(request, fail)))
 
+    @precondition(lambda self: self.pending)
+    @rule(
+        data=st.data(),
+        key=st.sampled_from(KEYS),
+        size=st.sampled_from(["0", "1"]),
+        price=st.integers(90, 110),
+    )
+    def trade_while_answering(self, data: st.DataObject, key: PositionKey, size: str, price: int) -> None:
+        """The race of issue 3: the snapshot is taken, the stream reports a fill, then the answer arrives."""
+        self.serve(data, fail=False)
+        self.trade(key, size, price)
+        self.deliver(data)
+
     @precondition(lambda self: self.served)
     @rule(data=st.data())
     def deliver(self, data: st.DataObject) -> None:
@@ -317,11 +324,17 @@ class JoinMachine(RuleBasedStateMachine):
     def _answer(self, request: RestRequest, fail: bool) -> tuple[int, bytes]:
         if fail:
             return 503, b"busy"
+        # a keyset cursor, as Bybit's look ("<symbol>:<idx>", percent-encoded): positions that close or open
+        # before the cursor do not shift the later pages
         query = dict(parse_qsl(urlsplit(request.url).query))
-        offset = int(query.get("cursor", "page:0").split(":")[1])
-        rows = [self._rest_row(key) for key in sorted(self.truth) if key[0] == request.category]
-        cursor = f"page%3A{offset + PAGE}" if offset + PAGE < len(rows) else ""
-        return 200, rest_body(request.category, rows[offset : offset + PAGE], cursor=cursor)
+        after = tuple(query["cursor"].split(":")) if "cursor" in query else ("", "")
+        keys = [
+            key for key in sorted(self.truth) if key[0] == request.category and (key[1], str(key[2])) > after
+        ]
+        page = keys[:PAGE]
+        cursor = f"{page[-1][1]}%3A{page[-1][2]}" if len(keys) > PAGE else ""
+        rows = [self._rest_row(key) for key in page]
+        return 200, rest_body(request.category, rows, cursor=cursor)
 
     def _rest_row(self, key: PositionKey) -> dict[str, Any]:
         p = self.truth[key]
@@ -376,7 +389,7 @@ class JoinMachine(RuleBasedStateMachine):
             else:
                 break
         self.advance(6.0)  # past the grace period and any conflation interval
-        assert self.plane.dp.positions() == self.truth
+        assert self.plane.dp.positions() == self.truth, (self.plane.dp.positions(), self.truth)
         expected = {link: set() for link in PUBLIC}
         for category, symbol in [*(key[:2] for key in self.truth), *(s for s, n in self.pins.items() if n)]:
             expected[Link(category)].add(f"tickers.{symbol}")
@@ -390,6 +403,18 @@ class JoinMachine(RuleBasedStateMachine):
         if hasattr(self, "plane"):
             assert set(self.plane.dp.positions()) == self.open_by_events
 
+    @invariant()
+    def live_tickers_hold_the_latest_mark(self) -> None:
+        """A subscribed ticker on a live link has seen every mark sent: it holds the newest."""
+        if not hasattr(self, "plane"):
+            return
+        for link in PUBLIC:
+            if self.up[link]:
+                for topic in self.subscribed[link]:
+                    symbol = topic.removeprefix("tickers.")
+                    ticker = self.plane.dp.ticker(symbol, link.value)
+                    assert ticker is not None and ticker.mark_price == self.mark[(link.value, symbol)], topic
+
     def teardown(self) -> None:
         if not hasattr(self, "plane"):
             return
@@ -399,6 +424,10 @@ class JoinMachine(RuleBasedStateMachine):
             op(replay.dp)
         assert replay.events == self.plane.events
         assert replay.actions == self.actions
+
+
+def _key(row: dict[str, Any]) -> PositionKey:
+    return (row["category"], row["symbol"], row["positionIdx"])
 
 
 def _fields(position: Position) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Positions are keyed by (category, symbol, positionIdx): 0 one-way, 1 hedge Buy l
 is flat when `size == 0` or `side in ("", "None")` (UTA sends "", classic accounts "None"). `seq` is the
 cross sequence of the last fill; setting changes (TP/SL, leverage) *reuse* it, so an update with the same
 seq is newer news and is taken, while one with a lower seq than held is stale and ignored. The held seq is
-kept after a position closes, so a late push cannot resurrect it.
+kept after a position closes, so a late push cannot resurrect it. A position a REST snapshot closed is
+*sealed*: its closing seq is unknown but above the held one, so only a higher seq can touch it again.
 
-The book also counts a *generation*: every applied update stamps its key with the next number. A REST
+The book also counts a *generation*: every applied update that changes something stamps its key with the
+next number (Bybit repeats unchanged positions whenever an order is placed; a repeat is not news). A REST
 snapshot remembers the generation when it was requested, so the join can tell which positions the stream
 touched after the request went out (those the snapshot cannot speak for).
 """
@@ -96,25 +98,30 @@ class Change(enum.Enum):
 class PositionBook:
     """Open positions, the last seq seen per key (open or flat), and when each key was last touched."""
 
-    __slots__ = ("_marks", "_open", "_seq", "_touched", "generation")
+    __slots__ = ("_marks", "_open", "_sealed", "_seq", "_touched", "generation")
 
     def __init__(self) -> None:
         self._open: dict[PositionKey, Position] = {}
         self._seq: dict[PositionKey, int] = {}
         self._touched: dict[PositionKey, int] = {}
         self._marks: dict[PositionKey, OwnMark] = {}
+        self._sealed: set[PositionKey] = set()
         self.generation = 0
 
     def apply(self, position: Position, mark: OwnMark | None) -> tuple[Change, Position | None]:
         """Apply one stated position (seq rule); the change and the position held before."""
         key = position.key
         held_seq = self._seq.get(key)
-        if held_seq is not None and position.seq < held_seq:
+        if held_seq is not None and (
+            position.seq < held_seq or (position.seq == held_seq and key in self._sealed)
+        ):
             return Change.IGNORED, None
+        self._sealed.discard(key)
         self._seq[key] = position.seq
-        self.generation += 1
-        self._touched[key] = self.generation
         before = self._open.get(key)
+        if before != position:  # a repeat of the held state (an order was placed) says nothing new
+            self.generation += 1
+            self._touched[key] = self.generation
         if is_flat(position):
             if before is None:
                 return Change.FLAT, None
@@ -127,12 +134,13 @@ class PositionBook:
         return (Change.OPENED if before is None else Change.UPDATED), before
 
     def close(self, key: PositionKey) -> Position | None:
-        """Close a held position that a snapshot no longer lists (its seq stays held)."""
+        """Close a held position that a snapshot no longer lists: sealed at its seq (see the module doc)."""
         self._marks.pop(key, None)
         position = self._open.pop(key, None)
         if position is not None:
             self.generation += 1
             self._touched[key] = self.generation
+            self._sealed.add(key)
         return position
 
     def seq(self, key: PositionKey) -> int | None:
