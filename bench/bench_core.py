@@ -1,6 +1,7 @@
 """Core benchmark: `HybridCore` alone, bytes in, events out, next to dict-based peers in the same run.
 
     python bench/bench_core.py [--messages 20000] [--repeat 5] [--seed 7] [--gc on|off] [--quick]
+    python bench/bench_core.py --profile 25      # the core alone under cProfile: top 25 by cumtime, tottime
 
 A live core (both links up, every topic confirmed, a BTCUSDT position open) is fed a seeded Venue stream
 of linear tickers, orderbook.50 and publicTrade frames for three symbols (bench/core_stream.py), as
@@ -14,8 +15,10 @@ became an event). Not a test; docs/performance.md explains the columns and holds
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import os
+import pstats
 import sys
 import time
 from collections import Counter
@@ -124,6 +127,25 @@ def _title(whole: Stream, args: argparse.Namespace) -> str:
     return "; ".join(parts)
 
 
+def _profile(stream: Stream, body: bytes, top: int) -> int:
+    """The timed loop of the core under cProfile (no peers): where a message's time goes."""
+    core = live_core(body)
+    core.poll()
+    receive, poll = core.receive, core.poll
+
+    def run() -> None:
+        for entry in stream.entries:
+            receive(entry.link, entry.data, entry.now)
+            poll()
+
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    print(f"{stream.messages} messages; cProfile adds its own overhead per call: compare shares, not times")
+    for key in ("cumulative", "tottime"):
+        pstats.Stats(profiler).strip_dirs().sort_stats(key).print_stats(top)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20_000)
@@ -131,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gc", choices=("on", "off"), default="on")
     ap.add_argument("--quick", action="store_true", help="300 messages, 1 run: a smoke test, not figures")
+    ap.add_argument("--profile", type=int, metavar="N", help="cProfile the core alone; print the top N")
     args = ap.parse_args(argv)
     if args.quick:
         args.messages, args.repeat = min(args.messages, 300), 1
@@ -138,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         gc.disable()
 
     body = rest_body(args.seed)
+    if args.profile:
+        return _profile(make_stream(args.messages, args.seed), body, args.profile)
     avg = next(iter(live_core(body).positions().values())).avg_price
     streams = {fam: make_stream(args.messages, args.seed, only=fam) for fam in FAMILIES}
     streams["all"] = make_stream(args.messages, args.seed)
