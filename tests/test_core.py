@@ -570,3 +570,24 @@ def test_dial_budget_is_never_exceeded_over_a_storm_of_drops() -> None:
     in_window = [len([u for u in dial_times[: i + 1] if u + 60.0 > t]) for i, t in enumerate(dial_times)]
     assert max(in_window) == 20  # ...up to the budget, never past it
     assert s.core.poll().deadline is not None
+
+
+# ------------------------------------------------------------------------------- data on the wrong link
+
+
+def test_private_data_on_a_public_link_is_reported_not_applied() -> None:
+    s = live(private_config())
+    position = sample("private-position-linear-real-2025.json")
+    out = s.push(Link.LINEAR, position)
+    problems = [e for e in out.events if isinstance(e, ProtocolProblem)]
+    assert problems and "not a public topic" in problems[0].detail
+    assert s.core.positions() == {}  # a forged position opens nothing
+    assert not [t for t in s.subscribed_topics(Link.LINEAR) if t.startswith("tickers.")]
+
+
+def test_public_data_on_the_private_link_is_reported_not_applied() -> None:
+    s = live(private_config())
+    out = s.push(Link.PRIVATE, sample("public-tickers-linear-snapshot-real.json"))
+    assert any(isinstance(e, ProtocolProblem) and "not a private topic" in e.detail for e in out.events)
+    assert not any(isinstance(e, TickerUpdate) for e in out.events)
+

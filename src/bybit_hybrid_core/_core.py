@@ -16,7 +16,21 @@ from __future__ import annotations
 
 from random import Random
 
-from ._codec import TickerData, TopicMessage
+from ._codec import (
+    ExecutionMessage,
+    FastExecutionMessage,
+    GreeksMessage,
+    KlineMessage,
+    LiquidationMessage,
+    OrderbookMessage,
+    OrderMessage,
+    PositionMessage,
+    PublicTradeMessage,
+    TickerData,
+    TickerMessage,
+    TopicMessage,
+    WalletMessage,
+)
 from ._config import CATEGORIES, Config, Link
 from ._errors import LocalProtocolError
 from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
@@ -28,6 +42,15 @@ from ._link_policy import DialBudget
 from ._subs import private_family
 
 __all__ = ["HybridCore"]
+
+# Which link may carry which data: a private topic on a public link (or the reverse) is the remote's
+# mistake, reported and dropped, never applied (a forged position must not open tickers or positions).
+_PRIVATE_ONLY = frozenset(
+    {PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage}
+)
+_PUBLIC_ONLY = frozenset(
+    {TickerMessage, OrderbookMessage, PublicTradeMessage, KlineMessage, LiquidationMessage}
+)
 
 
 class HybridCore:
@@ -199,11 +222,20 @@ class HybridCore:
         return round(self._wall_origin + now * 1000.0)
 
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
+        kind = type(msg)
+        if kind in (_PRIVATE_ONLY if link is not Link.PRIVATE else _PUBLIC_ONLY):
+            where = "public" if link is not Link.PRIVATE else "private"
+            self.emit(ProtocolProblem(link=link, at=now, detail=f"{msg.topic}: not a {where} topic; ignored"))
+            return
         try:
             self._data.on_message(link, msg, now)
         except Exception as exc:  # the remote's data must never raise out of receive() (ARCHITECTURE)
             detail = f"{msg.topic}: the data plane could not apply it: {type(exc).__name__}: {exc}"
             self.emit(ProtocolProblem(link=link, at=now, detail=detail[:300]))
+        # Reconcile per message, not per read: a subscribe the message caused must go out before the next
+        # message is looked at, or how the bytes were chunked would change what the core did.
+        if self._data.wanted_version != self._wanted_seen:
+            self._after(now)
 
     def on_up(self, link: Link, now: float) -> None:
         self._data.on_link_up(link, now, self.wall_ms(now))
