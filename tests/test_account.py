@@ -76,6 +76,11 @@ def test_pnl_undefined_cases() -> None:
     assert pnl_pct("linear", D(1), D(100), None) is None
 
 
+def test_pnl_pct_of_an_absurd_position_is_left_unrounded() -> None:
+    pct = pnl_pct("linear", D("1e-500"), D("1e-400"), D("1e100"))
+    assert pct is not None and pct == D("1e1002")
+
+
 def test_pnl_ignores_the_applications_decimal_context() -> None:
     import decimal
 
@@ -140,7 +145,8 @@ def test_a_snapshot_close_seals_the_key_at_its_seq() -> None:
     book = PositionBook()
     book.apply(_pos(seq=7), None)
     assert book.close(("linear", "BTCUSDT", 0)) == _pos(seq=7)
-    assert book.close(("linear", "BTCUSDT", 0)) is None
+    with pytest.raises(KeyError):
+        book.close(("linear", "BTCUSDT", 0))
     # its closing fill had a higher seq we never saw: the old state, same seq, is stale
     assert book.apply(_pos(seq=7), None)[0] is Change.IGNORED
     assert book.apply(_pos(seq=8), None)[0] is Change.OPENED

@@ -81,6 +81,20 @@ def test_open_prices_at_the_positions_own_mark_then_at_the_ticker() -> None:
     assert (update.mark_price, update.unrealised_pnl, update.mark_age) == (D("98.5"), D(-3), 0.0)
 
 
+def test_no_mark_known_yet() -> None:
+    plane = Plane()
+    _, update = _push(plane, 1.0, position_row("BTCUSDT", "Buy", "2", "100", 10) | {"markPrice": ""})
+    assert (update.mark_price, update.mark_ts, update.mark_age, update.unrealised_pnl) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert update.pnl_pct is None and not update.stale
+    [update] = _tick(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "101", ts=WALL0, cs=1), 1.1)
+    assert update.unrealised_pnl == D(2)
+
+
 def test_mark_age_counts_from_when_the_mark_arrived() -> None:
     plane = Plane(make_config(mark_min_interval=0.0))
     _open_btc(plane, 1.0)

@@ -217,6 +217,18 @@ def test_docs_delta_levels_insert_update_delete() -> None:
     assert event.best_ask == (D("30249.30"), D("0.892")) and event.cts == 1687940967464
 
 
+def test_a_snapshot_level_of_size_zero_is_no_level() -> None:
+    plane = Plane()
+    data = {
+        "s": "X",
+        "b": [["2", "1"], ["1", "0"]],
+        "a": [["3", "0"], ["3", "2"], ["4", "1"], ["4", "0"]],
+        "u": 9,
+    }
+    _feed(plane, Link.LINEAR, {"topic": "orderbook.50.X", "type": "snapshot", "ts": 1, "data": data})
+    assert plane.dp.orderbook("linear", "X") == (((D(2), D(1)),), ((D(3), D(2)),))
+
+
 def test_u_equal_one_resets_and_late_deltas_are_ignored() -> None:
     plane = Plane()
     _feed(plane, Link.LINEAR, sample("public-orderbook-linear-l50-snapshot-real.json"))

@@ -175,8 +175,21 @@ def test_parses_the_docs_answer() -> None:
         (200, rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "1E+99999", 1, mark="1")]), "avgPrice"),
         (200, rest_body("inverse", [{"symbol": "BTCUSD"}]), "size"),
         (200, b'{"retCode":"0"}', "retCode"),
+        (200, rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "1", 1) | {"seq": "x1"}]), "seq"),
     ],
-    ids=["transport", "http", "json", "retcode", "no-result", "category", "nan", "huge", "no-size", "type"],
+    ids=[
+        "transport",
+        "http",
+        "json",
+        "retcode",
+        "no-result",
+        "category",
+        "nan",
+        "huge",
+        "no-size",
+        "type",
+        "seq",
+    ],
 )
 def test_bad_answers_raise_snapshot_error(status: int, body: bytes, needle: str) -> None:
     with pytest.raises(SnapshotError) as info:
@@ -207,6 +220,20 @@ def test_start_asks_every_category_and_settle_coin() -> None:
         ("option", ""),
     ]
     assert len({f.request.id for f in fetches}) == 4
+
+
+def test_a_category_syncs_once_every_settle_coin_answered() -> None:
+    config = Config(credentials=CREDS, position_categories=("linear",), settle_coins=("USDT", "USDC"))
+    plane = Plane(config)
+    usdt, usdc = plane.up_private()
+    plane.dp.positions_snapshot(
+        usdt.request, 200, rest_body("linear", [rest_row("BTCUSDT", "Buy", "1", "1", 1)]), 1, 0
+    )
+    assert plane.of(PositionsSynced) == []
+    plane.dp.positions_snapshot(
+        usdc.request, 200, rest_body("linear", [rest_row("BTCPERP", "Buy", "1", "1", 1)]), 1, 0
+    )
+    assert [e.open_positions for e in plane.of(PositionsSynced)] == [2]
 
 
 def test_no_credentials_no_snapshot() -> None:

@@ -133,14 +133,13 @@ class PositionBook:
             self._marks[key] = mark
         return (Change.OPENED if before is None else Change.UPDATED), before
 
-    def close(self, key: PositionKey) -> Position | None:
+    def close(self, key: PositionKey) -> Position:
         """Close a held position that a snapshot no longer lists: sealed at its seq (see the module doc)."""
+        position = self._open.pop(key)  # KeyError: the key is not open (the caller's bug)
         self._marks.pop(key, None)
-        position = self._open.pop(key, None)
-        if position is not None:
-            self.generation += 1
-            self._touched[key] = self.generation
-            self._sealed.add(key)
+        self.generation += 1
+        self._touched[key] = self.generation
+        self._sealed.add(key)
         return position
 
     def seq(self, key: PositionKey) -> int | None:

@@ -243,8 +243,7 @@ class DataPlane:
         for key in self._book.open_keys(done.category):
             if key not in listed and self._book.touched(key) <= done.epoch:
                 before = self._book.close(key)
-                if before is not None:
-                    self._closed(before, before.seq, now, "snapshot", Link.PRIVATE)
+                self._closed(before, before.seq, now, "snapshot", Link.PRIVATE)
         count = len(self._book.open_keys(done.category))
         self._emit(PositionsSynced(link=Link.PRIVATE, at=now, category=done.category, open_positions=count))
 

@@ -86,16 +86,12 @@ class Join:
         """The position closed: forget its view and anything pending for it."""
         self._views.pop(key, None)
         self._timers.cancel(_SEP.join(("c", key[0], key[1], str(key[2]))))
-        legs = self._legs.get((key[0], key[1]))
-        if legs is not None:
-            legs.pop(key, None)
-            if not legs:
-                del self._legs[(key[0], key[1])]
-                del self._watch[(key[0], key[1])]
-                self._timers.cancel(_SEP.join(("s", key[0], key[1])))
-
-    def has_legs(self, category: str, symbol: str) -> bool:
-        return (category, symbol) in self._legs
+        legs = self._legs[(key[0], key[1])]
+        del legs[key]
+        if not legs:
+            del self._legs[(key[0], key[1])]
+            del self._watch[(key[0], key[1])]
+            self._timers.cancel(_SEP.join(("s", key[0], key[1])))
 
     # -------------------------------------------------------------------------------- triggers
 
@@ -129,9 +125,7 @@ class Join:
                 self.mark_changed(category, rest, now)
             else:
                 symbol, _, idx = rest.rpartition(_SEP)
-                key = (category, symbol, int(idx))
-                if key in self._views:
-                    self._refresh(key, now, "mark", Link(category))
+                self._refresh((category, symbol, int(idx)), now, "mark", Link(category))
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
@@ -155,9 +149,8 @@ class Join:
 
     def _refresh(self, key: PositionKey, now: float, cause: Cause, link: Link) -> None:
         position = self._book.get(key)
-        view = self._views.get(key)
-        if position is None or view is None:
-            return
+        view = self._views[key]
+        assert position is not None  # views exist exactly for open positions (opened/closed)
         mark, mark_ts, mark_at, stale = self._mark(key, now)
         fields = _fields(position)
         if fields == view.fields and mark == view.mark and stale == view.stale:
@@ -196,8 +189,6 @@ class Join:
 
     def _arm_stale(self, category: str, symbol: str, now: float) -> None:
         """Make sure a timer fires no later than the symbol's mark turns stale (it re-checks then)."""
-        if (category, symbol) not in self._legs:
-            return
         name = _SEP.join(("s", category, symbol))
         if name in self._timers:
             return

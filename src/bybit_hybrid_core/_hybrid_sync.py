@@ -120,13 +120,14 @@ class SnapshotSync:
     def tick(self, now: float, wall_ms: int) -> None:
         for name in self._timers.due(now):
             kind, _, number = name.partition(":")
+            # answers cancel their "expire", `cancel` clears every timer, and a listing with a retry due is
+            # not done, so its category cannot have completed: each name still names what it did
             if kind == "expire":
-                listing = self._requests.pop(int(number), None)
-                if listing is not None:
-                    listing.pending = None
-                    self._failed(listing, "no answer to the request in time", now)
-            elif (listing := self._listings.get(int(number))) is not None:
-                self._request(listing, now, wall_ms)
+                listing = self._requests.pop(int(number))
+                listing.pending = None
+                self._failed(listing, "no answer to the request in time", now)
+            else:
+                self._request(self._listings[int(number)], now, wall_ms)
 
     def deadline(self) -> float | None:
         return self._timers.earliest()

@@ -8,7 +8,7 @@ Spot has no mark price and no positions, but a spot ticker can be pinned.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from ._config import Link
 from ._timers import Deadlines
@@ -71,21 +71,14 @@ class TickerInterest:
             self._maybe_release(key, now)
         return True
 
-    def pins(self, category: str, symbol: str) -> int:
-        return self._pins.get((category, symbol), 0)
-
-    def legs(self, category: str, symbol: str) -> int:
-        return self._legs.get((category, symbol), 0)
-
     # ------------------------------------------------------------------------------------------ timers
 
     def tick(self, now: float) -> None:
         for name in self._grace.due(now):
+            # a new leg or pin cancels the grace (`_want`), so the symbol is wanted for no reason now
             category, _, symbol = name.partition(_SEP)
-            key = (category, symbol)
-            if key not in self._legs and key not in self._pins and key in self._wanted:
-                del self._wanted[key]
-                self._changed()
+            del self._wanted[(category, symbol)]
+            self._changed()
 
     def deadline(self) -> float | None:
         return self._grace.earliest()
@@ -100,9 +93,6 @@ class TickerInterest:
                 topics[Link(category)].add(ticker_topic(symbol))
             self._cache = {link: frozenset(names) for link, names in topics.items()}
         return self._cache
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._wanted)
 
     # ---------------------------------------------------------------------------------------- internal
 
