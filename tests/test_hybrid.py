@@ -368,3 +368,18 @@ def test_a_repeated_unchanged_push_is_no_news_for_the_reconciliation() -> None:
     # the closing fill's seq is unknown but higher: the old state cannot come back with the old seq
     assert _push(plane, 3.0, position_row("BTCUSDT", "Buy", "1", "100", 5)) == []
     assert plane.dp.positions() == {}
+
+
+def test_the_snapshot_waits_for_the_position_subscribe_ack() -> None:
+    # A REST snapshot taken before `position` is subscribed could miss a fill made between the two.
+    plane = Plane()
+    plane.dp.on_link_up(Link.PRIVATE, 1.0, WALL0 + 1000)
+    assert plane.fetches() == []
+    plane.dp.on_subscribed(Link.PRIVATE, ("order", "wallet"), 1.1)
+    assert plane.fetches() == []
+    plane.dp.on_subscribed(Link.PRIVATE, ("position",), 1.2)
+    fetches = plane.fetches()
+    assert {f.request.category for f in fetches} == {"linear", "inverse"}
+    assert all(("X-BAPI-TIMESTAMP", str(WALL0 + 1200)) in f.request.headers for f in fetches)
+    plane.dp.on_subscribed(Link.PRIVATE, ("position",), 1.3)  # a repeated ack starts no second round
+    assert plane.fetches() == []

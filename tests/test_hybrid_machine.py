@@ -182,6 +182,7 @@ class JoinMachine(RuleBasedStateMachine):
         self.up[Link.PRIVATE] = True
         now, wall = self.now, WALL0 + int(self.now * 1000)
         self._do(lambda dp: dp.on_link_up(Link.PRIVATE, now, wall))
+        self._do(lambda dp: dp.on_subscribed(Link.PRIVATE, ("position", "order"), now))
 
     # ------------------------------------------------------------------------------------- exchange side
 

@@ -153,6 +153,7 @@ class Plane:
 
     def up_private(self, now: float = 0.0) -> list[FetchPositions]:
         self.dp.on_link_up(Link.PRIVATE, now, WALL0 + int(now * 1000))
+        self.dp.on_subscribed(Link.PRIVATE, ("position",), now)  # the snapshot waits for this ack
         return self.fetches()
 
 

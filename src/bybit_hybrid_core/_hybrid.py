@@ -54,6 +54,10 @@ from ._market import Market
 __all__ = ["DataPlane"]
 
 
+def _is_position_topic(topic: str) -> bool:
+    return topic == "position" or topic.startswith("position.")
+
+
 class DataPlane:
     """Market state, the position book and the join, driven by the core (sans-IO, deterministic).
 
@@ -72,6 +76,11 @@ class DataPlane:
         self._join = Join(config.timings, self._book, self._market.tickers, emit)
         self._sync = SnapshotSync(config, emit, act)
         self._now = 0.0
+        self._wall_origin = 0.0
+        # With `position` among the private topics, the REST snapshot waits for its subscribe ack: a fill
+        # between an earlier snapshot and the ack would be in neither and stay unseen until the next resync.
+        self._snapshot_after_ack = any(_is_position_topic(t) for t in config.private_topics)
+        self._awaiting_position_ack = False
 
     # ------------------------------------------------------------------------------------ inputs
 
@@ -107,20 +116,29 @@ class DataPlane:
         """The link is live (private: authenticated). The private link starts a REST snapshot round."""
         self._now = now
         if link is Link.PRIVATE:
-            self._sync.start(now, wall_ms, self._book.generation)
+            self._wall_origin = wall_ms - now * 1000.0
+            if self._snapshot_after_ack:
+                self._awaiting_position_ack = True
+            else:
+                self._sync.start(now, wall_ms, self._book.generation)
 
     def on_link_down(self, link: Link, now: float) -> None:
         """The link is gone: its tickers await new snapshots (their marks go stale); its books are dropped."""
         self._now = now
         if link is Link.PRIVATE:
             self._sync.cancel()  # the next link up starts a fresh round
+            self._awaiting_position_ack = False
             return
         for symbol in self._market.link_down(link.value):
             self._join.mark_changed(link.value, symbol, now)
 
     def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
-        """The server confirmed `topics`. Tickers need nothing here: their first message is a snapshot."""
+        """The server confirmed `topics`. Tickers need nothing here: their first message is a snapshot;
+        the private `position` topic's ack starts the REST snapshot round (see `__init__`)."""
         self._now = now
+        if self._awaiting_position_ack and link is Link.PRIVATE and any(map(_is_position_topic, topics)):
+            self._awaiting_position_ack = False
+            self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
 
     def positions_snapshot(
         self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int
