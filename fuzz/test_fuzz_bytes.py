@@ -14,7 +14,6 @@ from itertools import pairwise
 from typing import Any
 
 import msgspec
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from scenario import CREDS, FAILURES
@@ -80,7 +79,7 @@ raw = st.binary(min_size=1, max_size=12).map(lambda b: ("raw", b))
 
 
 def private_topic_on_a_public_link(link: Link, piece: tuple[str, Any]) -> bool:
-    """A private topic's message (position, order, ...) sent on a public link: see the xfail test below."""
+    """A private topic's message on a public link: reported and dropped (test below)."""
     if link is Link.PRIVATE or piece[0] != "text":
         return False
     try:
@@ -191,12 +190,10 @@ POSITION = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason="core: a private topic on a public link opens a position (and its "
-                   "ticker subscribe makes the events depend on the chunking)")  # fmt: skip
 def test_a_position_message_on_a_public_link_is_refused_whatever_the_chunking() -> None:
     """Found by the long run: a `position` message on the *linear* socket opens a position, whose ticker
     subscribe then takes the next req_id-less ack (here a request echo) as its own if, and only if, the
-    bytes were cut between the two messages."""
+    bytes were cut between the two messages. Fixed: private data on a public link is reported and dropped."""
     pieces = [("text", POSITION), ("text", '{"op":"subscribe","args":["dcp.future"]}')]
     whole_core, exchange, _ = live_pair(Link.LINEAR)
     chunked_core, _, _ = live_pair(Link.LINEAR)

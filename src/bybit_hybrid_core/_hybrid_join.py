@@ -139,10 +139,12 @@ class Join:
         watch = self._watch.get((category, symbol), now)
         ticker = self._tickers.get(category, symbol)
         if ticker is not None and ticker.mark is not None and ticker.last_at > watch - after:
-            stale = ticker.awaiting_snapshot or now - ticker.last_at >= after
+            # `now >= last_at + after`, the same float sum `_arm_stale` arms: `now - last_at >= after` can be
+            # False at the very deadline (18.705 - 13.705 < 5.0), which re-armed the timer at `now` forever.
+            stale = ticker.awaiting_snapshot or now >= ticker.last_at + after
             return ticker.mark, ticker.mark_ts, ticker.mark_at, stale
         own = self._book.own_mark(key)
-        stale = now - watch >= after
+        stale = now >= watch + after  # the sum the timer is armed at (see above)
         if own is None:
             return None, None, None, stale
         return own[0], own[1], own[2], stale
@@ -196,5 +198,5 @@ class Join:
         ticker = self._tickers.get(category, symbol)
         watch = self._watch[(category, symbol)]
         base = ticker.last_at if ticker is not None and ticker.last_at > watch - after else watch
-        if now - base < after:
+        if base + after > now:
             self._timers.set(name, base + after)
