@@ -37,19 +37,24 @@ from bybit_hybrid_core._events import (
 )
 from bybit_hybrid_core.testing import Simulation
 
-STEP_SECONDS = 5  # wall-clock watchdog per step: a healthy step takes milliseconds
-QUIET = 45.0  # after healing: longer than the ticker release grace (30 s) and the pong timeout (30 s)
+# Wall-clock watchdogs: a healthy step takes milliseconds, healing (up to 20 virtual minutes) and the replay
+# about a second; a livelock fails fast instead of hanging the run (and shrinks in reasonable time).
+STEP_SECONDS = 2
+HEAL_SECONDS = 20
+REPLAY_SECONDS = 60
+QUIET = 75.0  # after healing: a half-open link is noticed within 30 s (ping 20 + pong 10), then the
+# resync closes what vanished and the ticker release grace (30 s) runs: both, one after the other, plus margin
 HEAL_LIMIT = 1_200.0  # auth back-off may have grown to its 900 s cap
 
 symbols = st.sampled_from(SYMBOLS)
 
 
 class Hang(Exception):
-    """A step ran longer than STEP_SECONDS of wall time: a livelock in the core or the simulation."""
+    """A step ran past its wall-clock watchdog: a livelock in the core or the simulation."""
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:
-    raise Hang(f"a step ran longer than {STEP_SECONDS} s")
+    raise Hang("a step ran past its wall-clock watchdog (see STEP_SECONDS)")
 
 
 class Orderings(RuleBasedStateMachine):
@@ -84,9 +89,9 @@ class Orderings(RuleBasedStateMachine):
         sim = self.sim
         self._guarded(lambda: apply(sim, step))
 
-    def _guarded(self, run: Any) -> Any:
+    def _guarded(self, run: Any, seconds: int = STEP_SECONDS) -> Any:
         previous = signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(STEP_SECONDS)
+        signal.alarm(seconds)
         try:
             return run()
         finally:
@@ -191,7 +196,7 @@ class Orderings(RuleBasedStateMachine):
         self._heal_and_check()
         downs = sum(isinstance(e, LinkDown) for e in self.sim.events)
         event(f"links went down: {'0' if not downs else '1-5' if downs <= 5 else '6+'}")
-        replay = self._guarded(lambda: self._replay())
+        replay = self._guarded(lambda: self._replay(), REPLAY_SECONDS)
         assert replay == msgspec.json.encode(self.sim.events), "same seed and steps gave different events"
 
     # -------------------------------------------------------------------------------------- helpers
@@ -199,7 +204,7 @@ class Orderings(RuleBasedStateMachine):
     def _heal_and_check(self) -> None:
         assert self.sim is not None
         sim = self.sim
-        self._guarded(lambda: _heal(sim))
+        self._guarded(lambda: _heal(sim), HEAL_SECONDS)
         self.steps.append(("heal", ()))
         assert sim.core.positions() == sim.exchange.positions()
         for category in ("linear", "inverse"):
