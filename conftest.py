@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # `from repo_paths import ...`, helpers
 
-from repo_paths import SAMPLES  # noqa: E402
+from repo_paths import SAMPLES
 
 # CI gets bounded, derandomized runs with no deadline so timing noise never fails a build;
 # `HYPOTHESIS_PROFILE=long` is for soak runs by hand (see docs/testing.md).
@@ -40,5 +40,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     if not SAMPLES.is_dir():
-        pytest.fail(f"Bybit samples not found at {SAMPLES}; check out ../shared beside the repo or set BYBIT_SAMPLES_DIR")
+        pytest.fail(
+            f"Bybit samples not found at {SAMPLES}: "
+            "check out ../shared beside the repo or set BYBIT_SAMPLES_DIR"
+        )
     return SAMPLES

@@ -1,7 +1,8 @@
 """The docs' code runs: every ```python block in README.md and docs/*.md is executed.
 
 Blocks of one file share a namespace and run in order, so a page can build an example step by step. A block
-fenced as ```python no-run is shown but not executed (it needs real Bybit keys or network); say why next to it.
+fenced as ```python no-run is shown but not executed (it needs real Bybit keys or network); say why
+next to it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from repo_paths import REPO
 
 FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```", re.S | re.M)
@@ -36,7 +38,8 @@ def test_page_code_runs(page: Path) -> None:
 def test_state_diagram_is_current() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_state_diagram", REPO / "docs" / "make_state_diagram.py")
+    path = REPO / "docs" / "make_state_diagram.py"
+    spec = importlib.util.spec_from_file_location("make_state_diagram", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

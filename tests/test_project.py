@@ -11,8 +11,8 @@ BANNED = {
     "socket", "ssl", "asyncio", "anyio", "trio", "threading", "selectors", "time", "http.client",
     "urllib.request", "httpx", "requests", "aiohttp", "subprocess", "random", "os", "uuid", "secrets",
 }  # fmt: skip
-# `random` is banned as a *module import*: the core takes `random.Random` only through its own seeded instance,
-# imported as `from random import Random`, which the check below allows explicitly.
+# `random` is banned as a *module import*: the core takes `random.Random` only through its own seeded
+# instance, imported as `from random import Random`, which the check below allows explicitly.
 ALLOWED_FROM = {("random", "Random")}
 
 
