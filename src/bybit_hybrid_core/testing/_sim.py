@@ -271,6 +271,7 @@ class Simulation:
     def _hung_up(self, sock: _Socket, t: float) -> None:
         if sock.conn is not None and not sock.server_closed:
             self.exchange.disconnected(sock.conn, t)
+            self._by_conn.pop(sock.conn, None)
 
     def _fetch(self, fetch: FetchPositions) -> None:
         request = fetch.request
