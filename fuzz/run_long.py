@@ -22,6 +22,7 @@ from pathlib import Path
 FUZZ = Path(__file__).resolve().parent
 # The state machine explores far more ground per minute of fuzzing than the byte-level target needs.
 SHARE = {"test_fuzz_orderings.py": 3.0}
+GRACE = 60  # seconds for pytest to report after SIGINT
 
 
 def run_target(target: Path, seconds: float, k: str) -> int:
@@ -32,17 +33,23 @@ def run_target(target: Path, seconds: float, k: str) -> int:
     if k:
         command += ["-k", k]
     print(f"fuzzing {target.name} for {seconds / 60:.1f} min", flush=True)
+    saved = _saved_examples()
     proc = subprocess.Popen(command, cwd=FUZZ.parent, env=env)
     try:
         return proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # pytest reports what ran; hypothesis keeps what it found
         try:
-            code = proc.wait(timeout=300)  # a failure being shrunk may take a while to report
+            code = proc.wait(timeout=GRACE)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
+            proc.kill()  # hypothesis does not always stop on SIGINT; what it found is in the database
+            proc.wait()
+            code = 1 if _saved_examples() - saved else 2
         return 0 if code == 2 else code  # 2: pytest was interrupted because the time was up
+
+
+def _saved_examples() -> set[Path]:
+    return set((FUZZ / "failures").rglob("*")) if (FUZZ / "failures").is_dir() else set()
 
 
 def main(argv: list[str] | None = None) -> int:
