@@ -234,6 +234,7 @@ def _heal(sim: Simulation) -> None:
     loop), so when some were refused, every link is dropped once more after it came back."""
     sim.calm()
     _until_live(sim)
+    sim.advance(sim.config.timings.ack_timeout)  # a refusal still in flight arrives (or its ack times out)
     if any(s.failed for s in sim.core.status().values()):
         sim.exchange.drop_link("all")
         sim.advance(1.0)
