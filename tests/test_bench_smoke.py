@@ -1,17 +1,18 @@
-"""`bench/bench_core.py --quick` still runs and prints its table (a benchmark that cannot rot unnoticed)."""
+"""`bench/bench_core.py --quick` still runs and prints its table (a benchmark that cannot rot unnoticed).
+
+How long it takes is not asserted: speed lives in bench/, and a loaded CI machine is no yardstick.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-import time
 
 from repo_paths import REPO
 
 
 def test_bench_core_quick_prints_the_table() -> None:
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_core.py"), "--quick"],
         capture_output=True,
@@ -19,7 +20,6 @@ def test_bench_core_quick_prints_the_table() -> None:
         timeout=60,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "300 messages" in lines[0] and "process CPU time" in lines[0]
@@ -32,4 +32,3 @@ def test_bench_core_quick_prints_the_table() -> None:
             rf"\d+ +{number} \| +{number} +[\d,]+ \|( +{number} +{number}x \|){{3}} +{number}$", row
         ), row
     assert any(line.startswith("events (all):") and "PositionUpdate" in line for line in lines)
-    assert elapsed < 5.0, f"--quick took {elapsed:.1f} s"

@@ -245,13 +245,24 @@ def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
     return result
 
 
+def _utf8_fault(data: bytes | str) -> str | None:
+    """Our own words for a frame that is not UTF-8 (the error path only: msgspec's wording changes)."""
+    if isinstance(data, str):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
+    return None
+
+
 def _slow(data: bytes | str) -> Message:
     try:
         env = _ENVELOPE.decode(data)
     except msgspec.ValidationError as exc:
         raise DecodeError(explain("frame", exc)) from None
     except msgspec.DecodeError as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
+        raise DecodeError(f"not JSON: {_utf8_fault(data) or exc}") from None
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not JSON: invalid UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:

@@ -185,7 +185,7 @@ def explain(where: str, exc: Exception) -> str:
     if not sep:
         message, path = text, ""
     path = path.rstrip("`").lstrip(".")
-    if message == "Invalid decimal string":
+    if message.lower().startswith("invalid decimal"):  # msgspec says "Invalid decimal string" (0.18-0.23)
         message = "expected a decimal string"
     if message[:1].isupper() and not message[1:2].isupper():
         message = message[0].lower() + message[1:]
