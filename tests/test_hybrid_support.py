@@ -137,7 +137,13 @@ class Plane:
     def __init__(self, config: Config | None = None) -> None:
         self.events: list[Event] = []
         self.actions: list[Action] = []
-        self.dp = DataPlane(config or make_config(), self.events.append, self.actions.append)
+        self.resubscribes: list[tuple[Link, str, str]] = []  # (link, topic, reason) the plane asked for
+        self.dp = DataPlane(
+            config or make_config(),
+            self.events.append,
+            self.actions.append,
+            lambda link, topic, reason: self.resubscribes.append((link, topic, reason)),
+        )
 
     def take(self) -> list[Event]:
         out, self.events[:] = list(self.events), []

@@ -385,7 +385,7 @@ def test_stale_timer_at_the_float_boundary_does_not_livelock_the_join() -> None:
 
     wall = 1_767_225_600_000
     events: list[object] = []
-    plane = DataPlane(CONFIG, events.append, lambda a: None)
+    plane = DataPlane(CONFIG, events.append, lambda a: None, lambda link, topic, reason: None)
     plane.on_link_up(Link.PRIVATE, 0.065, wall + 65)
     row = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "size": "0.5", "positionIdx": 0,
            "entryPrice": "67000", "markPrice": "67000", "seq": 5, "updatedTime": str(wall)}  # fmt: skip

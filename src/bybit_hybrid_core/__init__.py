@@ -47,7 +47,7 @@ from ._codec import (
     encode_subscribe,
     encode_unsubscribe,
 )
-from ._config import CATEGORIES, Config, Credentials, Endpoints, Environment, Link, Timings
+from ._config import CATEGORIES, MAX_SHARDS, Config, Credentials, Endpoints, Environment, Link, Timings
 from ._core import HybridCore
 from ._errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from ._events import (
@@ -86,6 +86,7 @@ from ._events import (
     SubscriptionFailed,
     TickerUpdate,
     TopicData,
+    TopicReset,
     Unsubscribed,
     WalletUpdate,
 )
@@ -93,6 +94,7 @@ from ._health import LinkStatus
 
 __all__ = [
     "CATEGORIES",
+    "MAX_SHARDS",
     "Action",
     "AuthFailed",
     "AuthReply",
@@ -166,6 +168,7 @@ __all__ = [
     "Timings",
     "TopicData",
     "TopicMessage",
+    "TopicReset",
     "TradeReply",
     "Unsubscribed",
     "WalletCoin",

@@ -20,6 +20,7 @@ __all__ = [
     "Credentials",
     "Endpoints",
     "Environment",
+    "MAX_SHARDS",
     "Link",
     "Timings",
 ]
@@ -28,18 +29,75 @@ Environment = Literal["mainnet", "testnet", "demo"]
 CATEGORIES: tuple[str, ...] = ("linear", "inverse", "spot", "option")
 
 
+MAX_SHARDS = 8
+"""Public connections per category at most: past one connection's limits (21,000 characters of args, 2,000
+option args; BYBIT_V5.md section 4) the core opens another, `linear-2` ... `linear-8`."""
+
+
 class Link(enum.StrEnum):
-    """One WebSocket connection: a public link per category, and the private link."""
+    """One WebSocket connection: the first public link of each category, its overflow shards, the private link.
+
+    A category's topics live on its first link (`Link.LINEAR`) until that connection is full; then the core
+    opens `Link("linear-2")` and so on (`MAX_SHARDS` per category). `category` says which market a link
+    serves, `shard` which of its connections it is (1 for the first).
+    """
 
     LINEAR = "linear"
     INVERSE = "inverse"
     SPOT = "spot"
     OPTION = "option"
     PRIVATE = "private"
+    LINEAR_2 = "linear-2"
+    LINEAR_3 = "linear-3"
+    LINEAR_4 = "linear-4"
+    LINEAR_5 = "linear-5"
+    LINEAR_6 = "linear-6"
+    LINEAR_7 = "linear-7"
+    LINEAR_8 = "linear-8"
+    INVERSE_2 = "inverse-2"
+    INVERSE_3 = "inverse-3"
+    INVERSE_4 = "inverse-4"
+    INVERSE_5 = "inverse-5"
+    INVERSE_6 = "inverse-6"
+    INVERSE_7 = "inverse-7"
+    INVERSE_8 = "inverse-8"
+    SPOT_2 = "spot-2"
+    SPOT_3 = "spot-3"
+    SPOT_4 = "spot-4"
+    SPOT_5 = "spot-5"
+    SPOT_6 = "spot-6"
+    SPOT_7 = "spot-7"
+    SPOT_8 = "spot-8"
+    OPTION_2 = "option-2"
+    OPTION_3 = "option-3"
+    OPTION_4 = "option-4"
+    OPTION_5 = "option-5"
+    OPTION_6 = "option-6"
+    OPTION_7 = "option-7"
+    OPTION_8 = "option-8"
 
     @property
     def is_public(self) -> bool:
         return self is not Link.PRIVATE
+
+    @property
+    def category(self) -> str:
+        """The market this link serves: "linear", "inverse", "spot", "option", or "private"."""
+        return _CATEGORY_OF[self]
+
+    @property
+    def shard(self) -> int:
+        """Which of its category's connections this is: 1 for the first, 2 for `linear-2`, ..."""
+        return _SHARD_OF[self]
+
+    @classmethod
+    def of(cls, category: str, shard: int = 1) -> Link:
+        """The link of `category`'s `shard`-th connection (`Link.of("linear", 2)` is `linear-2`)."""
+        return cls(category if shard == 1 else f"{category}-{shard}")
+
+
+_CATEGORY_OF: dict[Link, str] = {link: link.value.partition("-")[0] for link in Link}
+_SHARD_OF: dict[Link, int] = {link: int(link.value.partition("-")[2] or 1) for link in Link}
 
 
 class Credentials:
@@ -128,7 +186,7 @@ class Endpoints:
         return url
 
     def url(self, link: Link, max_active_time: int | None = None) -> str:
-        return self.private_url(max_active_time) if link is Link.PRIVATE else self.public_url(link.value)
+        return self.private_url(max_active_time) if link is Link.PRIVATE else self.public_url(link.category)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -153,6 +211,14 @@ class Timings:
     snapshot_backoff_base: float = 1.0
     snapshot_backoff_cap: float = 60.0
     rest_recv_window_ms: int = 5000
+    # Never frozen (docs/operations.md "The liveness guarantee"):
+    topic_retry_base: float = 2.0  # a refused topic a position needs: retried after base * 2**n, full jitter,
+    topic_retry_cap: float = 180.0  # ... capped, for as long as a position needs it
+    refusal_report_interval: float = 60.0  # a topic refused again and again is reported at most this often
+    topic_quiet_after: float = 5.0  # a confirmed ticker with no push this long on a LIVE link: resubscribed,
+    # and if it stays quiet as long again, the link is redialled (Bybit pushes tickers every 100 ms)
+    silent_link_after: float = 5.0  # a LIVE public link carrying tickers that is wholly silent: half-open
+    out_of_order_reset: int = 5  # this many messages in a row "older" than the state held: a reset
 
     def __post_init__(self) -> None:
         if self.max_active_time is not None and not 30 <= self.max_active_time <= 600:
@@ -160,9 +226,22 @@ class Timings:
                 "max_active_time must be between 30 and 600 seconds (Bybit's range), "
                 f"got {self.max_active_time}"
             )
-        for name in ("ping_interval", "pong_timeout", "handshake_timeout", "ack_timeout", "backoff_base"):
+        for name in (
+            "ping_interval",
+            "pong_timeout",
+            "handshake_timeout",
+            "ack_timeout",
+            "backoff_base",
+            "topic_retry_base",
+            "topic_quiet_after",
+            "silent_link_after",
+        ):
             if getattr(self, name) <= 0:
                 raise LocalProtocolError(f"Timings.{name} must be positive")
+        if self.topic_retry_cap < self.topic_retry_base:
+            raise LocalProtocolError("Timings.topic_retry_cap must be at least topic_retry_base")
+        if self.out_of_order_reset < 1:
+            raise LocalProtocolError("Timings.out_of_order_reset must be at least 1 (messages in a row)")
         if self.dial_budget < 1 or self.dial_budget >= 500:
             raise LocalProtocolError(
                 "Timings.dial_budget must be between 1 and 499 (Bybit allows 500 per 5 min)"

@@ -77,7 +77,7 @@ class HybridCore:
         self._started = False
         self._now = 0.0
         self._wall_origin = 0.0
-        self._data = DataPlane(config, self.emit, self.act)
+        self._data = DataPlane(config, self.emit, self.act, self._resubscribe)
         self._wanted_seen = -1
         for topic in config.topics:
             self._user.setdefault(self._route(topic, None), set()).add(topic)
@@ -247,6 +247,12 @@ class HybridCore:
         self._data.on_subscribed(link, topics, now)
 
     # ----------------------------------------------------------------------------------------- internals
+
+    def _resubscribe(self, link: Link, topic: str, reason: str) -> None:
+        """The data plane lost track of `topic` on `link` (a reset, a broken book): a fresh snapshot."""
+        conn = self._links.get(link)
+        if conn is not None:
+            conn.resubscribe(topic, self._now, reason)
 
     def _require_started(self, what: str) -> None:
         if not self._started:

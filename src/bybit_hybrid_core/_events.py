@@ -62,6 +62,7 @@ __all__ = [
     "SubscriptionFailed",
     "TickerUpdate",
     "TopicData",
+    "TopicReset",
     "Unsubscribed",
     "WalletUpdate",
 ]
@@ -191,10 +192,35 @@ class Unsubscribed(Event, frozen=True):
 
 
 class SubscriptionFailed(Event, frozen=True):
-    """The server refused `topic`. Reported once; the core does not retry it until asked again."""
+    """The server (or a connection limit) refused `topic`.
+
+    A topic an open position needs (its ticker) is retried on the same connection with jittered backoff
+    for as long as the position needs it: `retry_in` says when the next try goes out, and a topic refused
+    again and again is reported at most once per `Timings.refusal_report_interval` (`refusals` counts the
+    refusals this report stands for). Any other topic is reported once (`retry_in` None) and not retried
+    until asked again or until a fresh connection.
+    """
 
     topic: str
     reason: str
+    retry_in: float | None = None
+    refusals: int = 1
+
+
+class TopicReset(Event, frozen=True):
+    """A topic stopped making progress and the core is getting it back (docs/operations.md, "liveness").
+
+    Attributes:
+        topic: the topic, e.g. "tickers.ETHUSDT" (for a REST snapshot remedy: "position").
+        reason: what was wrong, e.g. "no push for 5 s while the link is LIVE" or "5 deltas in a row older
+            than the state held (cs 9000000000 held)".
+        remedy: what the core does about it: "resubscribe" (unsubscribe + subscribe: a fresh snapshot),
+            "redial" (the connection is replaced) or "snapshot" (positions are fetched over REST).
+    """
+
+    topic: str
+    reason: str
+    remedy: Literal["resubscribe", "redial", "snapshot"]
 
 
 class ProtocolProblem(Event, frozen=True):

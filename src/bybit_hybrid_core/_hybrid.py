@@ -65,11 +65,21 @@ class DataPlane:
         config: the core's configuration (credentials sign the REST snapshot; timings set every timer).
         emit: appends an event to the core's output, in order.
         act: appends an action (`FetchPositions`) to the core's output, in order.
+        resubscribe: asks the core to resubscribe a topic on a link for a fresh snapshot, with a reason.
     """
 
-    def __init__(self, config: Config, emit: Callable[[Event], None], act: Callable[[Action], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        emit: Callable[[Event], None],
+        act: Callable[[Action], None],
+        resubscribe: Callable[[Link, str, str], None],
+    ) -> None:
         self._config = config
         self._emit = emit
+        # (link, topic, reason): ask the core for a fresh snapshot of `topic` (unsubscribe + subscribe on
+        # that link); the core reports it as a `TopicReset(remedy="resubscribe")`.
+        self._resubscribe = resubscribe
         self._market = Market()
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)

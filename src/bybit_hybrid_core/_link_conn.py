@@ -37,6 +37,7 @@ from ._events import (
     Send,
     Subscribed,
     SubscriptionFailed,
+    TopicReset,
     Unsubscribed,
 )
 from ._health import LinkCounters
@@ -137,6 +138,17 @@ class LinkConnection:
     def run_timers(self, now: float) -> None:
         for name in self.timers.due(now):
             self._on_timer(name, now)
+
+    def resubscribe(self, topic: str, now: float, reason: str) -> bool:
+        """Get a fresh snapshot of a confirmed topic (unsubscribe + subscribe), reported as a `TopicReset`.
+
+        False (and nothing sent) when the link is not LIVE or the topic is not confirmed on it.
+        """
+        if self.state is not LinkState.LIVE or not self.subs.refresh(topic):
+            return False
+        self._host.emit(TopicReset(link=self.link, at=now, topic=topic, reason=reason, remedy="resubscribe"))
+        self.reconcile(now)
+        return True
 
     def reconcile(self, now: float) -> None:
         """Send what it takes to move the server's topics towards the desired ones (only when live)."""

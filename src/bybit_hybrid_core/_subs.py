@@ -109,6 +109,7 @@ class LinkSubs:
         self.failed: dict[str, str] = {}
         self.pending: dict[str, Batch] = {}  # insertion order = send order
         self._split: list[tuple[Op, tuple[str, ...]]] = []  # halves of failed batches, sent first
+        self._refresh: dict[str, None] = {}  # confirmed topics to unsubscribe and subscribe again
 
     # ------------------------------------------------------------------------------------ desired state
 
@@ -133,7 +134,17 @@ class LinkSubs:
         self.confirmed.clear()
         self.pending.clear()
         self._split.clear()
+        self._refresh.clear()
         self.failed.clear()
+
+    def refresh(self, topic: str) -> bool:
+        """Ask for a fresh snapshot of a confirmed, desired topic: the next `plan` sends an unsubscribe and
+        then a subscribe for it (one request each; Bybit sends a snapshot after every subscribe). False when
+        the topic is not confirmed (it is pending, failed or not wanted: nothing to refresh)."""
+        if topic not in self.confirmed or topic not in self.desired:
+            return False
+        self._refresh[topic] = None
+        return True
 
     def in_flight(self, op: Op) -> set[str]:
         return {t for b in self.pending.values() if b.op == op for t in b.topics}
@@ -148,6 +159,10 @@ class LinkSubs:
         """The requests to send now to move confirmed towards desired, and topics refused by the limits."""
         outcomes: list[SubsOutcome] = []
         groups = self._take_split_groups()
+        busy = self.in_flight("subscribe") | self.in_flight("unsubscribe")
+        for topic in [t for t in self._refresh if t in self.confirmed and t in self.desired and t not in busy]:
+            groups += [("unsubscribe", (topic,)), ("subscribe", (topic,))]
+        self._refresh.clear()
         subscribing = self.in_flight("subscribe")
         unsubscribing = self.in_flight("unsubscribe")
         queued = {t for op, g in groups if op == "subscribe" for t in g}
