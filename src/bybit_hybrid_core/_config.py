@@ -16,11 +16,11 @@ from ._errors import LocalProtocolError
 
 __all__ = [
     "CATEGORIES",
+    "MAX_SHARDS",
     "Config",
     "Credentials",
     "Endpoints",
     "Environment",
-    "MAX_SHARDS",
     "Link",
     "Timings",
 ]
@@ -35,7 +35,7 @@ option args; BYBIT_V5.md section 4) the core opens another, `linear-2` ... `line
 
 
 class Link(enum.StrEnum):
-    """One WebSocket connection: the first public link of each category, its overflow shards, the private link.
+    """One WebSocket connection: each category's first public link, its overflow shards, the private link.
 
     A category's topics live on its first link (`Link.LINEAR`) until that connection is full; then the core
     opens `Link("linear-2")` and so on (`MAX_SHARDS` per category). `category` says which market a link

@@ -160,8 +160,9 @@ class LinkSubs:
         outcomes: list[SubsOutcome] = []
         groups = self._take_split_groups()
         busy = self.in_flight("subscribe") | self.in_flight("unsubscribe")
-        for topic in [t for t in self._refresh if t in self.confirmed and t in self.desired and t not in busy]:
-            groups += [("unsubscribe", (topic,)), ("subscribe", (topic,))]
+        for topic in self._refresh:
+            if topic in self.confirmed and topic in self.desired and topic not in busy:
+                groups += [("unsubscribe", (topic,)), ("subscribe", (topic,))]
         self._refresh.clear()
         subscribing = self.in_flight("subscribe")
         unsubscribing = self.in_flight("unsubscribe")
