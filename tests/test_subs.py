@@ -292,3 +292,100 @@ def test_requests_stay_within_limits_and_every_bad_topic_is_reported_once(
     assert set(rejected) <= bad
     assert len(rejected) <= len(bad) * (1 + len(changes))
     assert not any(isinstance(o, SubsProblem) for o in outcomes)
+
+
+# --------------------------------------------------------------------------- refused topics a position needs
+
+
+def refuse_once(subs: LinkSubs, topic: str, now: float) -> SubsRejected:
+    (batch,) = [b for b in subs.plan(now)[0] if topic in b.topics]
+    (outcome,) = subs.on_ack(batch.req_id, False, f"error:handler not found,topic:{topic}", now=now)
+    assert isinstance(outcome, SubsRejected)
+    return outcome
+
+
+def test_a_needed_topic_is_retried_with_jittered_doubling_backoff_until_accepted() -> None:
+    from bybit_hybrid_core._config import Timings
+
+    t = Timings(topic_retry_base=2.0, topic_retry_cap=16.0, refusal_report_interval=0.0)
+    subs = LinkSubs(Link.LINEAR, lambda: "1", t)
+    subs.set_desired(["tickers.ETHUSDT"], needed=["tickers.ETHUSDT"])
+    now, waits = 0.0, []
+    for attempt in range(6):
+        refused = refuse_once(subs, "tickers.ETHUSDT", now)
+        assert refused.retry_in is not None and refused.report
+        ceiling = min(16.0, 2.0 * 2**attempt)
+        assert ceiling / 2 <= refused.retry_in <= ceiling  # never a tight loop, never lock-step
+        waits.append(refused.retry_in)
+        assert subs.plan(now + refused.retry_in - 0.01)[0] == []  # not before its time
+        now += refused.retry_in
+        assert subs.due_retries(now) == ["tickers.ETHUSDT"]
+    assert len(set(waits)) == len(waits)  # jittered
+    (batch,) = subs.plan(now)[0]
+    assert subs.on_ack(batch.req_id, True, "", now=now) == [SubsConfirmed(("tickers.ETHUSDT",))]
+    assert subs.failed == {} and subs.retry_at == {}
+    subs.reset()  # a later refusal starts the backoff over
+    subs.set_desired(["tickers.ETHUSDT"], needed=["tickers.ETHUSDT"])
+    refused = refuse_once(subs, "tickers.ETHUSDT", now)
+    assert refused.retry_in is not None and refused.retry_in <= 2.0
+
+
+def test_repeated_refusals_are_reported_at_most_once_per_interval_with_a_count() -> None:
+    from bybit_hybrid_core._config import Timings
+
+    t = Timings(topic_retry_base=1.0, topic_retry_cap=1.0, refusal_report_interval=60.0)
+    subs = LinkSubs(Link.LINEAR, lambda: "1", t)
+    subs.set_desired(["tickers.X"], needed=["tickers.X"])
+    reports, now = [], 0.0
+    while now < 150.0:
+        refused = refuse_once(subs, "tickers.X", now)
+        if refused.report:
+            reports.append((now, refused.refusals))
+        assert refused.retry_in is not None
+        now += refused.retry_in
+        subs.due_retries(now)
+    assert [r[0] for r in reports][:1] == [0.0] and 2 <= len(reports) <= 3
+    assert all(b[0] - a[0] >= 60.0 for a, b in itertools.pairwise(reports))
+    assert reports[0][1] == 1 and all(n > 1 for _, n in reports[1:])  # each report counts what it stands for
+
+
+def test_a_users_own_refused_topic_is_reported_once_and_not_retried() -> None:
+    subs = make()
+    subs.set_desired(["tickers.NOPE"])
+    refused = refuse_once(subs, "tickers.NOPE", 0.0)
+    subs.set_desired(["tickers.NOPE", "tickers.BTCUSDT"], needed=["tickers.BTCUSDT"])
+    assert refused.retry_in is None and refused.report
+    assert subs.next_retry() is None and subs.due_retries(1e9) == []
+    assert "tickers.NOPE" not in {t for b in subs.plan(1e9)[0] for t in b.topics}
+    # the same topic becomes needed (a position opened on it): it is tried again at once
+    subs.set_desired(["tickers.NOPE", "tickers.BTCUSDT"], needed=["tickers.NOPE", "tickers.BTCUSDT"])
+    assert "tickers.NOPE" in {t for b in subs.plan(1e9)[0] for t in b.topics}
+
+
+def test_a_retried_topic_nobody_needs_any_more_is_forgotten() -> None:
+    subs = make()
+    subs.set_desired(["tickers.X"], needed=["tickers.X"])
+    refuse_once(subs, "tickers.X", 0.0)
+    assert subs.next_retry() is not None
+    subs.set_desired([])
+    assert subs.failed == {} and subs.next_retry() is None
+
+
+def test_refresh_sends_an_unsubscribe_then_a_subscribe_of_a_confirmed_topic() -> None:
+    subs = make()
+    subs.set_desired(["tickers.A", "tickers.B"])
+    (batch,) = subs.plan(0.0)[0]
+    subs.on_ack(batch.req_id, True, "")
+    assert not subs.refresh("tickers.C")  # not confirmed: nothing to refresh
+    assert subs.refresh("tickers.A")
+    unsub, sub = subs.plan(1.0)[0]
+    assert (unsub.op, unsub.topics, sub.op, sub.topics) == (
+        "unsubscribe",
+        ("tickers.A",),
+        "subscribe",
+        ("tickers.A",),
+    )
+    assert subs.on_ack(unsub.req_id, True, "") == [SubsRemoved(("tickers.A",))]
+    assert subs.plan(1.5)[0] == []  # the subscribe is in flight: nothing is sent twice
+    assert subs.on_ack(sub.req_id, True, "") == [SubsConfirmed(("tickers.A",))]
+    assert subs.confirmed == {"tickers.A", "tickers.B"}

@@ -200,8 +200,8 @@ class Timings:
     auth_expires_ms: int = 10_000  # now + 1 s fails on small clock skew (pybit#300)
     backoff_base: float = 0.5  # redial: base * 2**n, full jitter
     backoff_cap: float = 30.0
-    auth_backoff_base: float = 60.0  # a refused key backs off to minutes, never a tight loop
-    auth_backoff_cap: float = 900.0
+    auth_backoff_base: float = 120.0  # a refused key waits uniform(base/2, base) * 2**n: 60-120 s first,
+    auth_backoff_cap: float = 900.0  # ... at most this; jittered so a fleet with one bad clock spreads out
     dial_budget: int = 450  # dials per window per host; Bybit allows 500 per 5 minutes
     dial_window: float = 300.0
     max_active_time: int | None = None  # private URL parameter, 30..600 s

@@ -5,11 +5,15 @@ The adapter feeds it transport facts (`connected`, `receive`, `lost`) and the cl
 that are due, then does its work; results (actions for the adapter, events for the application, the next
 deadline) come out only through `poll()` (h2's buffered output, aioquic's `now` on every input).
 
-Routing (BYBIT_V5.md sections 1, 5, 6): one public link per category in use, one private link iff
+Routing (BYBIT_V5.md sections 1, 4, 5, 6): one public link per category in use, one private link iff
 credentials. Private topic names go to the private link; a public topic needs `category=` unless exactly
-one category is configured. The desired topics of a link are the user's, plus the configured private topics
-(private link), plus what the data plane wants (tickers of open positions, pins), re-read whenever the data
-plane's `wanted_version` changes.
+one category is configured. The desired topics of a category are the user's plus what the data plane wants
+(tickers of open positions, pins), re-read whenever the data plane's `wanted_version` changes; the private
+link's are the user's plus the configured private topics. A category's topics are placed on its first
+link until that connection's limits (21,000 characters of args; 2,000 option args) are reached, then on
+`linear-2`, `linear-3`, ... (`MAX_SHARDS`), which are dialed on first need within the shared dial budget.
+A topic stays on the link it was placed on for as long as it is desired (no churn). The data plane's topics
+are *needed*: refused, they are retried with backoff (`_subs`); the user's are reported once.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from ._codec import (
     TopicMessage,
     WalletMessage,
 )
-from ._config import CATEGORIES, Config, Link
+from ._config import CATEGORIES, MAX_SHARDS, Config, Link
 from ._errors import LocalProtocolError
 from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
 from ._health import LinkStatus
@@ -39,7 +43,7 @@ from ._hybrid import DataPlane
 from ._link import Input
 from ._link_conn import LinkConnection
 from ._link_policy import DialBudget
-from ._subs import private_family
+from ._subs import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, private_family
 
 __all__ = ["HybridCore"]
 
@@ -70,7 +74,8 @@ class HybridCore:
         self._rng = Random(config.seed)
         self._budget = DialBudget(config.timings.dial_budget, config.timings.dial_window)
         self._links: dict[Link, LinkConnection] = {}
-        self._user: dict[Link, set[str]] = {}
+        self._user: dict[Link, set[str]] = {}  # by the category's first link (or PRIVATE)
+        self._placed: dict[str, Link] = {}  # public topic -> the link (shard) it is subscribed on
         self._events: list[Event] = []
         self._actions: list[Action] = []
         self._req_ids = 0
@@ -285,15 +290,53 @@ class HybridCore:
             return
         self._wanted_seen = version
         wanted = self._data.wanted_topics()
-        for link in (*wanted, *self._user):
-            if wanted.get(link) or self._user.get(link):
-                self._ensure(link)
-        for link, conn in self._links.items():
-            desired = set(self._user.get(link, ())) | set(wanted.get(link, ()))
+        placed: dict[Link, set[str]] = {}
+        needed: set[str] = set()
+        for base in dict.fromkeys((*wanted, *self._user)):
+            if base is Link.PRIVATE:
+                continue
+            topics = set(self._user.get(base, ())) | set(wanted.get(base, ()))
+            needed.update(wanted.get(base, ()))
+            for link, names in self._place(base.category, topics).items():
+                placed[link] = names
+                if names:
+                    self._ensure(link)
+        for link, conn in list(self._links.items()):
             if link is Link.PRIVATE:
-                desired.update(self._config.private_topics)
-            conn.subs.set_desired(desired)
+                desired = set(self._user.get(link, ())) | set(self._config.private_topics)
+                conn.subs.set_desired(desired)
+            else:
+                desired = placed.get(link, set())
+                conn.subs.set_desired(desired, desired & needed)
             conn.reconcile(now)
+
+    def _place(self, category: str, topics: set[str]) -> dict[Link, set[str]]:
+        """Spread `category`'s desired topics over its links: each stays where it was placed; new ones go
+        to the first link with room under Bybit's per-connection limits (BYBIT_V5.md section 4)."""
+        links = [Link.of(category, shard) for shard in range(1, MAX_SHARDS + 1)]
+        out: dict[Link, set[str]] = {link: set() for link in links}
+        for topic, link in list(self._placed.items()):
+            if link.category == category:
+                if topic in topics:
+                    out[link].add(topic)
+                else:
+                    del self._placed[topic]
+        chars = {link: sum(map(len, names)) for link, names in out.items()}
+        for topic in sorted(topics - self._placed.keys()):
+            home = next(
+                (link for link in links if self._fits(link, out[link], chars[link], topic)), links[-1]
+            )
+            # Past the last shard the topic is placed anyway: its link refuses it locally and says why.
+            out[home].add(topic)
+            chars[home] += len(topic)
+            self._placed[topic] = home
+        return out
+
+    @staticmethod
+    def _fits(link: Link, names: set[str], chars: int, topic: str) -> bool:
+        if chars + len(topic) > PUBLIC_MAX_ARG_CHARS:
+            return False
+        return link.category != "option" or len(names) < OPTION_MAX_ARGS
 
     def _ensure(self, link: Link) -> LinkConnection:
         """The link's connection, created and dialed on first need."""
@@ -345,7 +388,10 @@ class HybridCore:
             authenticated=conn.link is Link.PRIVATE and state == "LIVE",
             subscriptions=tuple(sorted(conn.subs.confirmed)),
             pending=tuple(sorted(conn.subs.in_flight("subscribe"))),
-            failed=tuple(sorted(conn.subs.failed.items())),
+            failed=tuple(
+                sorted((t, why) for t, why in conn.subs.failed.items() if t not in conn.subs.retry_at)
+            ),
+            retrying=tuple(sorted((t, max(0.0, when - self._now)) for t, when in conn.subs.retry_at.items())),
             reconnects=c.reconnects,
             dials=c.dials,
             downs=c.downs,

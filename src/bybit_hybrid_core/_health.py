@@ -40,7 +40,9 @@ class LinkStatus(msgspec.Struct, frozen=True, kw_only=True):
         authenticated: the private link's auth was accepted on this connection (always False on public).
         subscriptions: topics the server confirmed on this connection.
         pending: topics sent and not answered yet.
-        failed: topics the server refused (not retried until asked again), with the reason.
+        failed: topics refused for good on this connection (a user's own topic; not retried until asked
+            again or a fresh connection), with the reason.
+        retrying: refused topics a position needs, with the seconds until the next try on this connection.
         reconnects: dials after the first one.
         last_message_age: seconds since the last message on this link (None: none yet).
         last_pong_rtt: seconds between the last JSON ping and its pong.
@@ -63,3 +65,4 @@ class LinkStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_message_age: float | None
     last_pong_rtt: float | None
     live_for: float | None
+    retrying: tuple[tuple[str, float], ...] = ()

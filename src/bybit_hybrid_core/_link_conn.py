@@ -42,7 +42,7 @@ from ._events import (
 )
 from ._health import LinkCounters
 from ._link import Input, LinkHost, LinkState, LinkStateMachine, misuse
-from ._link_policy import Backoff, DialBudget, auth_hint, handshake_hint, url_host
+from ._link_policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
 from ._subs import LinkSubs, SubsConfirmed, SubsOutcome, SubsProblem, SubsRejected, SubsRemoved
 from ._timers import Deadlines
 from ._wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireText, WireUpgraded
@@ -50,7 +50,7 @@ from ._wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefu
 __all__ = ["LinkConnection"]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong")
+_CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong", "retry")
 
 
 class LinkConnection:
@@ -72,7 +72,7 @@ class LinkConnection:
         self.url = url
         self.host_name = url_host(url)
         self.machine = LinkStateMachine()
-        self.subs = LinkSubs(link, host.next_req_id)
+        self.subs = LinkSubs(link, host.next_req_id, timings, rng)
         self.counters = LinkCounters()
         self.timers = Deadlines()
         self._t = timings
@@ -80,6 +80,7 @@ class LinkConnection:
         self._host = host
         self._budget = budget
         self._backoff = Backoff(timings.backoff_base, timings.backoff_cap, rng)
+        self._rng = rng
         self._auth_failures = 0
         self._wire: Wire | None = None
         self._ping_sent_at: float | None = None
@@ -164,6 +165,15 @@ class LinkConnection:
             self.timers.cancel("subscribe")
         else:
             self.timers.set("subscribe", oldest + self._t.ack_timeout)
+        self._arm_retry()
+
+    def _arm_retry(self) -> None:
+        """The refused topics a position needs are tried again on this connection when their wait ends."""
+        when = self.subs.next_retry()
+        if when is None:
+            self.timers.cancel("retry")
+        else:
+            self.timers.set("retry", when)
 
     # ---------------------------------------------------------------------------------------- internals
 
@@ -187,6 +197,9 @@ class LinkConnection:
             self._dial(now)
         elif name == "ping":
             self._ping(now)
+        elif name == "retry":
+            self.subs.due_retries(now)
+            self.reconcile(now)
         else:
             what = {
                 "connect": "the transport did not connect",
@@ -292,7 +305,10 @@ class LinkConnection:
     def _on_sub_ack(self, msg: SubscribeReply, now: float) -> None:
         self.machine.process(Input.SUB_ACK)
         self._report(
-            self.subs.on_ack(msg.req_id, msg.success, msg.ret_msg, msg.success_topics, msg.fail_topics), now
+            self.subs.on_ack(
+                msg.req_id, msg.success, msg.ret_msg, msg.success_topics, msg.fail_topics, now=now
+            ),
+            now,
         )
         self.reconcile(now)  # split halves go out at once; the ack deadline moves to the next oldest
 
@@ -307,7 +323,11 @@ class LinkConnection:
             self._host.emit(Authenticated(link=self.link, at=now))
             self._live(now)
             return
-        delay = min(self._t.auth_backoff_cap, self._t.auth_backoff_base * 2.0 ** min(self._auth_failures, 30))
+        # Jittered (equal jitter, seeded): a fleet of bots refused together (one bad clock) must not retry
+        # in lock-step; never shorter than half the step, so a bad key never hammers the venue.
+        delay = equal_jitter(
+            self._t.auth_backoff_base, self._t.auth_backoff_cap, self._auth_failures, self._rng
+        )
         self._auth_failures += 1
         reason = msg.ret_msg or "auth refused"
         self._host.emit(
@@ -323,8 +343,12 @@ class LinkConnection:
                     self._host.on_subscribed(self.link, topics, now)
                 case SubsRemoved(topics=topics):
                     self._host.emit(Unsubscribed(link=self.link, at=now, topics=topics))
-                case SubsRejected(topic=topic, reason=reason):
-                    self._host.emit(SubscriptionFailed(link=self.link, at=now, topic=topic, reason=reason))
+                case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=True):
+                    self._host.emit(
+                        SubscriptionFailed(
+                            link=self.link, at=now, topic=topic, reason=reason, retry_in=retry_in, refusals=n
+                        )
+                    )
                 case SubsProblem(detail=detail):
                     self._problem(detail, now)
 

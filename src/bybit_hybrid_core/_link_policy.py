@@ -10,7 +10,7 @@ from collections import deque
 from random import Random
 from urllib.parse import urlsplit
 
-__all__ = ["Backoff", "DialBudget", "auth_hint", "handshake_hint", "url_host"]
+__all__ = ["Backoff", "DialBudget", "auth_hint", "equal_jitter", "handshake_hint", "url_host"]
 
 
 class Backoff:
@@ -39,6 +39,18 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+def equal_jitter(base: float, cap: float, attempt: int, rng: Random) -> float:
+    """The `attempt`-th wait (from 0) of an exponential backoff with "equal jitter": uniform(c/2, c) where
+    c = min(cap, base * 2**attempt).
+
+    For waits that must stay long (a refused auth, a refused topic, a failing snapshot): never shorter than
+    half the step, so nothing turns into a tight loop, yet spread, so a fleet of clients refused together
+    (one bad clock, one venue hiccup) does not retry in lock-step. Randomness from the seeded `Random`.
+    """
+    ceiling = min(cap, base * 2.0 ** min(attempt, 60))
+    return rng.uniform(ceiling / 2.0, ceiling)
 
 
 class DialBudget:

@@ -7,8 +7,13 @@ Bybit's rules (BYBIT_V5.md section 4) shape every request this module plans:
   little; the args of one public connection may not exceed 21,000 characters; an option connection takes at
   most 2,000 args. Topics beyond those limits are refused here and reported, never sent;
 * one bad topic fails the whole request and the ack names at most one topic, so a failed batch is split in
-  halves until the bad topic stands alone; it is then reported once and not retried on that connection
-  until asked again (a new connection tries every desired topic once more);
+  halves until the bad topic stands alone. What happens then depends on who wants the topic:
+  - a topic the data plane *needs* (an open position's ticker, a pin) must not stay dark: it is retried on
+    the same connection after a jittered exponential backoff (`Timings.topic_retry_base` * 2**n, capped at
+    `topic_retry_cap`, "equal jitter") for as long as it is needed; the refusals are reported with the next
+    retry time, at most once per `Timings.refusal_report_interval` (so a refusal loop is not an event flood);
+  - any other topic (the user's own, e.g. a misspelt symbol) is reported once and not retried on that
+    connection until asked again (a new connection tries every desired topic once more);
 * `error:already subscribed,topic:X` means X is live: success;
 * an all-in-one private topic (`order`) and a categorised one (`order.linear`) cannot share a request.
 
@@ -20,9 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from random import Random
 from typing import Literal
 
-from ._config import Link
+from ._config import Link, Timings
+from ._link_policy import equal_jitter
 
 __all__ = [
     "MAX_ARGS_PER_REQUEST",
@@ -81,8 +88,14 @@ class SubsRemoved:
 
 @dataclass(frozen=True, slots=True)
 class SubsRejected:
+    """A topic refused on its own. `retry_in`: when it is tried again (None: not retried); `report`: whether
+    this refusal is to be told (rate-limited); `refusals`: how many refusals the report stands for."""
+
     topic: str
     reason: str
+    retry_in: float | None = None
+    refusals: int = 1
+    report: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,27 +114,64 @@ class LinkSubs:
         next_req_id: the core's counter; req_ids are never random.
     """
 
-    def __init__(self, link: Link, next_req_id: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        link: Link,
+        next_req_id: Callable[[], str],
+        timings: Timings | None = None,
+        rng: Random | None = None,
+    ) -> None:
         self.link = link
         self._next_req_id = next_req_id
+        self._t = timings if timings is not None else Timings()
+        self._rng = rng if rng is not None else Random(0)
+        self._now = 0.0
         self.desired: frozenset[str] = frozenset()
+        self.needed: frozenset[str] = frozenset()  # desired topics the data plane needs: retried if refused
         self.confirmed: set[str] = set()
         self.failed: dict[str, str] = {}
+        self.retry_at: dict[str, float] = {}  # failed topics that will be tried again, and when
+        self._attempts: dict[str, int] = {}  # refusals in a row per retried topic (the backoff exponent)
+        self._reported_at: dict[str, float] = {}  # when a retried topic's refusal was last reported
+        self._unreported: dict[str, int] = {}  # refusals since that report
         self.pending: dict[str, Batch] = {}  # insertion order = send order
         self._split: list[tuple[Op, tuple[str, ...]]] = []  # halves of failed batches, sent first
         self._refresh: dict[str, None] = {}  # confirmed topics to unsubscribe and subscribe again
 
     # ------------------------------------------------------------------------------------ desired state
 
-    def set_desired(self, topics: Iterable[str]) -> None:
-        """Replace the desired set. A failed topic nobody wants any more is forgotten."""
+    def set_desired(self, topics: Iterable[str], needed: Iterable[str] = ()) -> None:
+        """Replace the desired set; `needed` (a subset) are the topics retried when refused. A failed topic
+        nobody wants any more is forgotten; one that became needed is retried at once."""
         self.desired = frozenset(topics)
+        self.needed = frozenset(needed) & self.desired
         for topic in [t for t in self.failed if t not in self.desired]:
-            del self.failed[topic]
+            self._forget(topic)
+        for topic in [t for t in self.failed if t in self.needed and t not in self.retry_at]:
+            del self.failed[topic]  # refused as somebody's own topic; a position needs it now: try again
+        for topic in [t for t in self.retry_at if t not in self.needed]:
+            del self.retry_at[topic]  # no longer needed: it stays failed, reported, not retried
 
     def retry(self, topic: str) -> None:
         """The user asked for `topic` again: forget that it failed."""
+        self._forget(topic)
+
+    def due_retries(self, now: float) -> list[str]:
+        """Make the retried topics whose time has come subscribable again (the next `plan` sends them)."""
+        due = [t for t, when in self.retry_at.items() if when <= now]
+        for topic in due:
+            del self.retry_at[topic]
+            self.failed.pop(topic, None)
+        return due
+
+    def next_retry(self) -> float | None:
+        return min(self.retry_at.values()) if self.retry_at else None
+
+    def _forget(self, topic: str) -> None:
         self.failed.pop(topic, None)
+        self.retry_at.pop(topic, None)
+        self._attempts.pop(topic, None)
+        self._unreported.pop(topic, None)
 
     def reset(self) -> None:
         """The link went down: nothing is confirmed or pending any more, and failures are forgotten.
@@ -136,6 +186,7 @@ class LinkSubs:
         self._split.clear()
         self._refresh.clear()
         self.failed.clear()
+        self.retry_at.clear()  # a fresh connection tries them at once; the backoff exponent is kept
 
     def refresh(self, topic: str) -> bool:
         """Ask for a fresh snapshot of a confirmed, desired topic: the next `plan` sends an unsubscribe and
@@ -157,6 +208,7 @@ class LinkSubs:
 
     def plan(self, now: float) -> tuple[list[Batch], list[SubsOutcome]]:
         """The requests to send now to move confirmed towards desired, and topics refused by the limits."""
+        self._now = now
         outcomes: list[SubsOutcome] = []
         groups = self._take_split_groups()
         busy = self.in_flight("subscribe") | self.in_flight("unsubscribe")
@@ -208,8 +260,7 @@ class LinkSubs:
                 chars += len(topic)
                 count += 1
                 continue
-            self.failed[topic] = reason
-            outcomes.append(SubsRejected(topic, reason))
+            outcomes.append(self._refused(topic, reason))
         return kept
 
     def _batches(self, topics: Sequence[str]) -> list[tuple[str, ...]]:
@@ -234,8 +285,12 @@ class LinkSubs:
         ret_msg: str,
         success_topics: Sequence[str] = (),
         fail_topics: Sequence[str] = (),
+        now: float | None = None,
     ) -> list[SubsOutcome]:
-        """Apply one subscribe/unsubscribe ack; failed batches are queued in halves for the next `plan`."""
+        """Apply one subscribe/unsubscribe ack (arrived at `now`; default: the last `plan`'s time); failed
+        batches are queued in halves for the next `plan`."""
+        if now is not None:
+            self._now = now
         batch = self._match(req_id)
         if batch is None:
             shown = "no req_id" if not req_id else f"req_id {req_id[:40]!r}"
@@ -244,6 +299,9 @@ class LinkSubs:
         if success_topics or fail_topics:
             return self._listed(batch, success_topics, fail_topics, success, ret_msg)
         if success:
+            for topic in batch.topics if batch.op == "subscribe" else ():
+                self._attempts.pop(topic, None)  # accepted: the next refusal starts the backoff over
+                self._unreported.pop(topic, None)
             return self._succeeded(batch.op, batch.topics)
         if "already subscribed" in ret_msg and batch.op == "subscribe":
             return self._already(batch, ret_msg)
@@ -284,8 +342,25 @@ class LinkSubs:
             # The server will not drop it; we stop counting it as ours either way.
             self.confirmed.difference_update(topics)
             return [SubsRejected(topics[0], f"unsubscribe refused: {reason}"), SubsRemoved(topics)]
-        self.failed[topics[0]] = reason
-        return [SubsRejected(topics[0], reason)]
+        return [self._refused(topics[0], reason)]
+
+    def _refused(self, topic: str, reason: str) -> SubsRejected:
+        """Record one topic's refusal: retried with backoff when needed, else failed until asked again."""
+        self.failed[topic] = reason
+        if topic not in self.needed:
+            return SubsRejected(topic, reason)
+        attempt = self._attempts.get(topic, 0)
+        self._attempts[topic] = attempt + 1
+        delay = equal_jitter(self._t.topic_retry_base, self._t.topic_retry_cap, attempt, self._rng)
+        self.retry_at[topic] = self._now + delay
+        refusals = self._unreported.get(topic, 0) + 1
+        last = self._reported_at.get(topic)
+        if last is not None and self._now < last + self._t.refusal_report_interval:
+            self._unreported[topic] = refusals
+            return SubsRejected(topic, reason, retry_in=delay, refusals=refusals, report=False)
+        self._reported_at[topic] = self._now
+        self._unreported.pop(topic, None)
+        return SubsRejected(topic, reason, retry_in=delay, refusals=refusals)
 
     def _listed(
         self, batch: Batch, ok: Sequence[str], bad: Sequence[str], success: bool, ret_msg: str
