@@ -91,8 +91,12 @@ def test_a_users_misspelt_topic_is_reported_once_and_never_retried_in_a_loop() -
 # ----------------------------------------------------------------------------- a full connection is split
 
 
+# The hand-driven server pushes no tickers: the watchdog would (rightly) call these links half-open.
+QUIET_OK = {"stale_mark_after": 1e9, "topic_quiet_after": 1e9, "silent_link_after": 1e9}
+
+
 def pinned_session(symbols: int) -> Session:
-    session = Session(Config(timings=Timings(stale_mark_after=1e9)), auto_connect=True)
+    session = Session(Config(timings=Timings(**QUIET_OK)), auto_connect=True)
     session.start()
     for i in range(symbols):
         session.core.track(f"SYM{i:04d}USDT")
@@ -126,7 +130,7 @@ def test_a_topic_stays_on_its_connection_and_released_room_is_reused() -> None:
 
 
 def test_every_shard_counts_against_the_dial_budget() -> None:
-    session = Session(Config(timings=Timings(dial_budget=1, stale_mark_after=1e9)), auto_connect=True)
+    session = Session(Config(timings=Timings(dial_budget=1, **QUIET_OK)), auto_connect=True)
     session.start()
     for i in range(1300):
         session.core.track(f"SYM{i:04d}USDT")
@@ -171,3 +175,97 @@ def test_the_same_seed_gives_the_same_events_with_retries_and_shards() -> None:
         return [(type(e).__name__, e.at, getattr(e, "retry_in", None)) for e in sim.events]
 
     assert run() == run()
+
+
+# ----------------------------------------------------------------------------- quiet topics, silent links
+
+
+def ticker(symbol: str, cs: int, kind: str = "delta", mark: str = "100") -> dict[str, Any]:
+    return {
+        "topic": f"tickers.{symbol}",
+        "type": kind,
+        "ts": 1_767_225_600_000 + cs,
+        "cs": cs,
+        "data": {"symbol": symbol, "markPrice": mark},
+    }
+
+
+def two_tickers(**timings: Any) -> Session:
+    """A LIVE linear link with BTCUSDT and ETHUSDT pinned and confirmed (no ping deadline in the way)."""
+    session = Session(Config(timings=Timings(ping_interval=1e6, **timings)), auto_connect=True)
+    session.start()
+    session.core.track("BTCUSDT")
+    session.core.track("ETHUSDT")
+    session.pump()
+    assert sorted(session.subscribed_topics(Link.LINEAR)) == ["tickers.BTCUSDT", "tickers.ETHUSDT"]
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        session.push(Link.LINEAR, ticker(symbol, 1, "snapshot"))
+    return session
+
+
+def run_for(session: Session, seconds: float, *symbols: str, step: float = 0.1) -> None:
+    """Advance `seconds`, the venue pushing a delta of each of `symbols` every `step`."""
+    end = session.now + seconds
+    cs = int(session.now * 1000) + 2
+    while session.now + step <= end + 1e-9:
+        session.advance(step)
+        cs += 1
+        for symbol in symbols if Link.LINEAR in session.open else ():
+            session.push(Link.LINEAR, ticker(symbol, cs))
+
+
+def test_a_ticker_that_goes_quiet_on_a_live_link_is_resubscribed_for_a_fresh_snapshot() -> None:
+    from bybit_hybrid_core import TopicReset
+
+    session = two_tickers()
+    run_for(session, 4.9, "BTCUSDT", "ETHUSDT")
+    run_for(session, 5.2, "BTCUSDT")  # ETHUSDT stops pushing; the link itself is busy
+    (reset,) = session.of(TopicReset)
+    assert (reset.topic, reset.remedy, reset.link) == ("tickers.ETHUSDT", "resubscribe", Link.LINEAR)
+    assert "no push" in reset.reason
+    assert session.ops(Link.LINEAR, "unsubscribe")[-1]["args"] == ["tickers.ETHUSDT"]
+    assert session.subscribed_topics(Link.LINEAR)[-1] == "tickers.ETHUSDT"
+    session.push(Link.LINEAR, ticker("ETHUSDT", int(session.now * 1000) + 1, "snapshot"))  # the fresh one
+    run_for(session, 30.0, "BTCUSDT", "ETHUSDT")
+    assert len(session.of(TopicReset)) == 1 and not session.of(LinkDown)  # healed, no redial
+
+
+def test_a_ticker_still_quiet_after_its_resubscribe_gets_the_link_redialled() -> None:
+    from bybit_hybrid_core import TopicReset
+
+    session = two_tickers()
+    run_for(session, 12.0, "BTCUSDT")
+    resets = session.of(TopicReset)
+    assert [(r.topic, r.remedy) for r in resets] == [
+        ("tickers.ETHUSDT", "resubscribe"),
+        ("tickers.ETHUSDT", "redial"),
+    ]
+    assert resets[1].at - resets[0].at >= Timings().topic_quiet_after
+    (down,) = session.of(LinkDown)
+    assert down.link is Link.LINEAR and "tickers.ETHUSDT" in down.reason
+    assert session.hangups and Link.LINEAR in {a.link for _, a in session.hangups}
+
+
+def test_a_silent_link_carrying_tickers_is_half_open_within_seconds_not_at_the_pong_deadline() -> None:
+    session = two_tickers()
+    run_for(session, 3.0, "BTCUSDT", "ETHUSDT")
+    went_silent = session.now
+    session.advance(10.0)  # nothing at all arrives (pings are far away: ping_interval is huge here)
+    (down,) = session.of(LinkDown)
+    assert "half-open" in down.reason
+    assert down.at - went_silent <= Timings().silent_link_after + 0.5
+
+
+def test_silence_on_a_link_without_tickers_proves_nothing() -> None:
+    session = Session(Config(timings=Timings(ping_interval=1e6)), auto_connect=True)
+    session.start()
+    session.core.subscribe("publicTrade.BTCUSDT")  # trades push only when somebody trades
+    session.pump()
+    session.advance(120.0)
+    assert not session.of(LinkDown)
+
+
+def test_the_watchdog_can_be_switched_off() -> None:
+    session = two_tickers(topic_quiet_after=float("inf"), silent_link_after=float("inf"))
+    session.advance(600.0)
+    assert not session.of(LinkDown)

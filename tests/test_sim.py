@@ -205,7 +205,11 @@ FAULTS: list[tuple[str, Fault, Callable[[list[Event]], bool]]] = [
     (
         "half-open linear",
         lambda s: s.exchange.half_open("linear"),
-        lambda ev: any(isinstance(e, LinkDown) and e.link is Link.LINEAR and "pong" in e.reason for e in ev),
+        # a link carrying tickers goes silent: half-open within seconds (silent_link_after), not at the pong
+        lambda ev: any(
+            isinstance(e, LinkDown) and e.link is Link.LINEAR and "half-open" in e.reason and e.at < 10
+            for e in ev
+        ),
     ),
     (
         "lose a pong",

@@ -50,7 +50,11 @@ from ._wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefu
 __all__ = ["LinkConnection"]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong", "retry")
+_CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong", "retry", "watch")
+# Topics with a cadence the watchdog can hold the venue to: tickers push every 100 ms (spot 50 ms,
+# BYBIT_V5.md section 5). Books deeper than level 1 push only on change, trades only on trades, and private
+# topics only on account activity, so silence there proves nothing.
+_WATCHED_PREFIX = "tickers."
 
 
 class LinkConnection:
@@ -85,6 +89,8 @@ class LinkConnection:
         self._wire: Wire | None = None
         self._ping_sent_at: float | None = None
         self._had_socket = False
+        self._last_push: dict[str, float] = {}  # topic -> when its last message arrived (this connection)
+        self._nudged: dict[str, float] = {}  # quiet topic -> when it was resubscribed for that
 
     @property
     def state(self) -> LinkState:
@@ -200,6 +206,8 @@ class LinkConnection:
         elif name == "retry":
             self.subs.due_retries(now)
             self.reconcile(now)
+        elif name == "watch":
+            self._watch(now)
         else:
             what = {
                 "connect": "the transport did not connect",
@@ -263,6 +271,54 @@ class LinkConnection:
         self._host.on_up(self.link, now)
         self.reconcile(now)
 
+    # ------------------------------------------------------------------------------------------ watchdog
+
+    def _watch(self, now: float) -> None:
+        """The liveness watchdog of a LIVE public link (docs/operations.md, "The liveness guarantee").
+
+        A link carrying tickers that is wholly silent for `silent_link_after` is half-open: redialled, found
+        in seconds rather than by the 20 s ping + 10 s pong deadline. A ticker that alone goes quiet for
+        `topic_quiet_after` is resubscribed for a fresh snapshot; still quiet as long again, the link is
+        redialled. Runs only when its timer is due, so a message costs one dict store (`_last_push`).
+        """
+        watched = [t for t in self.subs.confirmed if t.startswith(_WATCHED_PREFIX)]
+        watched += [t for t in self._nudged if t not in self.subs.confirmed]  # mid-resubscribe
+        if not watched or self.counters.live_since is None:
+            return
+        quiet, silent = self._t.topic_quiet_after, self._t.silent_link_after
+        heard = self.counters.last_message_at or self.counters.live_since
+        heard = max(heard, self.counters.live_since)
+        if now >= heard + silent:
+            why = f"no message for {now - heard:.1f} s on a link carrying {len(watched)} ticker(s): half-open"
+            self._down(now, Input.TIMEOUT, why)
+            return
+        next_at = heard + silent
+        for topic in sorted(watched):
+            nudged = self._nudged.get(topic)
+            if nudged is not None:
+                if now >= nudged + quiet:
+                    why = f"still no push {now - nudged:.1f} s after resubscribing"
+                    self._host.emit(
+                        TopicReset(link=self.link, at=now, topic=topic, reason=why, remedy="redial")
+                    )
+                    self._down(now, Input.TIMEOUT, f"{topic}: {why}")
+                    return
+                next_at = min(next_at, nudged + quiet)
+                continue
+            since = max(self._last_push.get(topic, self.counters.live_since), self.counters.live_since)
+            if now >= since + quiet:
+                why = f"no push for {now - since:.1f} s while the link is LIVE"
+                self.resubscribe(topic, now, why)
+                self._nudged[topic] = now
+                next_at = min(next_at, now + quiet)
+            else:
+                next_at = min(next_at, since + quiet)
+        self.timers.set("watch", next_at)
+
+    def _arm_watch(self, now: float) -> None:
+        if self.link.is_public and "watch" not in self.timers and self.state is LinkState.LIVE:
+            self.timers.set("watch", now + min(self._t.topic_quiet_after, self._t.silent_link_after))
+
     def _on_text(self, text: str, now: float) -> None:
         self.counters.messages += 1
         self.counters.last_message_at = now
@@ -285,6 +341,9 @@ class LinkConnection:
             case _:
                 if self._remote(Input.TOPIC, now, text):
                     self.machine.process(Input.TOPIC)
+                    self._last_push[msg.topic] = now
+                    if self._nudged:
+                        self._nudged.pop(msg.topic, None)
                     self._host.on_message(self.link, msg, now)
 
     def _remote(self, event: Input, now: float, text: str) -> bool:
@@ -339,9 +398,18 @@ class LinkConnection:
         for outcome in outcomes:
             match outcome:
                 case SubsConfirmed(topics=topics):
+                    for topic in topics:
+                        if topic not in self._nudged:
+                            self._last_push[topic] = now  # a fresh subscription: its silence starts now
+                    if any(t.startswith(_WATCHED_PREFIX) for t in topics):
+                        self._arm_watch(now)
                     self._host.emit(Subscribed(link=self.link, at=now, topics=topics))
                     self._host.on_subscribed(self.link, topics, now)
                 case SubsRemoved(topics=topics):
+                    for topic in topics:
+                        self._last_push.pop(topic, None)
+                        if topic not in self.subs.desired:
+                            self._nudged.pop(topic, None)
                     self._host.emit(Unsubscribed(link=self.link, at=now, topics=topics))
                 case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=True):
                     self._host.emit(
@@ -367,6 +435,8 @@ class LinkConnection:
         for name in _CONNECTION_TIMERS:
             self.timers.cancel(name)
         self.subs.reset()
+        self._last_push.clear()
+        self._nudged.clear()
         self._ping_sent_at = None
         live_since, self.counters.live_since = self.counters.live_since, None
         if was_live and live_since is not None and now - live_since >= self._t.backoff_cap:
