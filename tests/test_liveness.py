@@ -269,3 +269,40 @@ def test_the_watchdog_can_be_switched_off() -> None:
     session = two_tickers(topic_quiet_after=float("inf"), silent_link_after=float("inf"))
     session.advance(600.0)
     assert not session.of(LinkDown)
+
+
+# ------------------------------------------------------------------------------------- the wall clock
+
+
+def test_after_clock_is_told_the_wall_moved_auth_expires_and_rest_timestamps_follow_it() -> None:
+    from bybit_hybrid_core import FetchPositions
+    from helpers import WALL_MS
+
+    session = Session(Config(credentials=CREDS, categories=()), auto_connect=True)
+    session.start()
+    (auth,) = session.ops(Link.PRIVATE, "auth")
+    assert auth["args"][1] == WALL_MS + Timings().auth_expires_ms
+    session.advance(100.0)
+    stepped = WALL_MS + 3_600_000  # the laptop slept an hour: monotonic time did not see it
+    session.core.clock(session.now, stepped)
+    session.actions.clear()
+    session.drop(Link.PRIVATE)
+    session.advance(2.0)  # redial, handshake, auth, subscribe, snapshot
+    auth = session.ops(Link.PRIVATE, "auth")[-1]
+    signed_at = auth["args"][1] - Timings().auth_expires_ms  # the redial came after a jittered backoff
+    assert stepped <= signed_at <= stepped + 2_000
+    fetch = next(a for a in session.actions if isinstance(a, FetchPositions))
+    stamp = int(dict(fetch.request.headers)["X-BAPI-TIMESTAMP"])
+    assert stepped <= stamp <= stepped + 2_000
+
+
+def test_clock_before_start_is_a_usage_error() -> None:
+    from bybit_hybrid_core import HybridCore, LocalProtocolError
+
+    core = HybridCore(Config())
+    try:
+        core.clock(0.0, 1)
+    except LocalProtocolError as exc:
+        assert "start" in str(exc)
+    else:
+        raise AssertionError("clock() before start() must raise")

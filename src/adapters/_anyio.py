@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangu
 from ._commands import Commands
 from ._net import LinkStats, anyio_connect, describe, target
 from ._queue import EventBuffer
+from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_anyio
 
@@ -76,7 +76,9 @@ class HybridStream(Commands):
 
     async def __aenter__(self) -> HybridStream:
         self._ready = anyio.Event()
-        self.core.start(anyio.current_time(), time.time_ns() // 1_000_000)  # commands work from here on
+        started = anyio.current_time()
+        self._wall = WallClock(started)
+        self.core.start(started, self._wall.wall_ms())  # commands work from here on
         self._tx, rx = anyio.create_memory_object_stream[Item](256)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -145,6 +147,9 @@ class HybridStream(Commands):
     async def _loop(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
         clock, core = anyio.current_time, self.core
         while True:
+            wall = self._wall.stepped(clock())
+            if wall is not None:  # a suspend or an NTP step: auth and REST times must follow
+                core.clock(clock(), wall)
             out = core.poll()
             for action in out.actions:
                 await self._perform(action)

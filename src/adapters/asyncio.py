@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangu
 from ._commands import Commands
 from ._net import LinkStats, describe, target
 from ._queue import EventBuffer
+from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_asyncio
 
@@ -74,7 +74,9 @@ class HybridStream(Commands):
 
     async def __aenter__(self) -> HybridStream:
         loop = asyncio.get_running_loop()
-        self.core.start(loop.time(), time.time_ns() // 1_000_000)  # commands work from here on
+        started = loop.time()
+        self._wall = WallClock(started)
+        self.core.start(started, self._wall.wall_ms())  # commands work from here on
         self._run_task = asyncio.create_task(self._run(), name="bybit-hybrid-loop")
         return self
 
@@ -144,6 +146,9 @@ class HybridStream(Commands):
     async def _loop(self) -> None:
         clock, core = asyncio.get_running_loop().time, self.core
         while True:
+            wall = self._wall.stepped(clock())
+            if wall is not None:  # a suspend or an NTP step: auth and REST times must follow
+                core.clock(clock(), wall)
             out = core.poll()
             for action in out.actions:
                 self._perform(action)

@@ -32,6 +32,7 @@ from ._commands import Commands
 from ._net import LinkStats, describe
 from ._queue import Mailbox
 from ._sockets import SelectorSocket, dial
+from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_sync
 
@@ -74,7 +75,9 @@ class HybridStream(Commands):
     # ----------------------------------------------------------------------------- the application side
 
     def start(self) -> HybridStream:
-        self.core.start(time.monotonic(), time.time_ns() // 1_000_000)  # commands work from here on
+        started = time.monotonic()
+        self._wall = WallClock(started)
+        self.core.start(started, self._wall.wall_ms())  # commands work from here on
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
@@ -161,6 +164,9 @@ class HybridStream(Commands):
     def _loop(self) -> None:
         clock, core = time.monotonic, self.core
         while True:
+            wall = self._wall.stepped(clock())
+            if wall is not None:  # a suspend or an NTP step: auth and REST times must follow
+                core.clock(clock(), wall)
             out = core.poll()
             for action in out.actions:
                 self._perform(action)

@@ -137,6 +137,19 @@ class HybridCore:
         now = self._advance(now)
         self._after(now)
 
+    def clock(self, now: float, wall_ms: int) -> None:
+        """The wall clock moved (a suspend, an NTP step): Unix time in ms is `wall_ms` at `now`.
+
+        The core derives wall time from `start()`'s `wall_ms` plus the monotonic `now`, which drifts from the
+        real clock after a step; from this call on, auth `expires` and REST timestamps follow `wall_ms`.
+        Adapters call it when they see the system clock step (see `bybit_hybrid`); anyone who knows the
+        exchange's time (a REST answer's `time`) may feed that instead.
+        """
+        self._require_started("clock")
+        now = self._advance(now)
+        self._wall_origin = wall_ms - now * 1000.0
+        self._after(now)
+
     def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
         """The answer to a `FetchPositions` action (`status=0`, `body=b""` when the transport failed)."""
         self._require_started("positions_snapshot")
