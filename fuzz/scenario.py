@@ -28,12 +28,27 @@ KINDS = ("private", "linear", "inverse", "public", "all")
 # Every fault of FakeExchange (and the network's refused dials), by what it hits.
 LINK_FAULTS = ("drop", "drop_abrupt", "half_open", "lose_pongs", "delay_pongs", "raw_bytes", "restart_drop",
                "fail_dials")  # fmt: skip
-DATA_FAULTS = ("garbage", "truncated", "oversized", "duplicate", "reorder", "restart")
-SERVICE_FAULTS = ("reject_auth", "reject_auth_forever", "fail_subscribe", "clock_skew", "rest_fail",
-                  "rest_error", "geo_block")  # fmt: skip
+DATA_FAULTS = ("garbage", "poison", "truncated", "oversized", "duplicate", "reorder", "restart")
+SERVICE_FAULTS = ("reject_auth", "reject_auth_forever", "fail_subscribe", "fail_subscribe_n", "clock_skew",
+                  "rest_fail", "rest_error", "geo_block")  # fmt: skip
 FAULT_NAMES = LINK_FAULTS + DATA_FAULTS + SERVICE_FAULTS
 GARBAGE = ('{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"1e999999"}}',
            '{"op":"pong"', "[1,2,3]", '{"success":true,"op":"auth"}', "\ufffd\x00")  # fmt: skip
+# Values that decode as JSON but no market can have (the never-frozen issue's poisonings): a bare number
+# where Bybit sends a decimal string, a huge one, a negative mark, a negative size. None may reach a position,
+# an event's mark or PnL. And a delta whose `cs` is far ahead of the real ones: it must not freeze the ticker.
+POISON = (
+    '{"topic":"tickers.BTCUSDT","type":"delta","ts":1767225600000,"cs":1,'
+    '"data":{"symbol":"BTCUSDT","markPrice":1e300}}',
+    '{"topic":"tickers.ETHUSDT","type":"delta","ts":1767225600000,"cs":1,'
+    '"data":{"symbol":"ETHUSDT","markPrice":"-5"}}',
+    '{"topic":"tickers.BTCUSD","type":"delta","ts":1767225600000,"cs":1,'
+    '"data":{"symbol":"BTCUSD","markPrice":1e999}}',
+    '{"topic":"position","id":"x","creationTime":1767225600000,"data":[{"category":"linear",'
+    '"symbol":"BTCUSDT","side":"Buy","size":"-5","positionIdx":0,"entryPrice":"67000","seq":99999999999}]}',
+    '{"topic":"tickers.BTCUSDT","type":"delta","ts":1767225600000,"cs":9000000000000000000,'
+    '"data":{"symbol":"BTCUSDT","markPrice":"67000.1"}}',
+)
 
 
 def config() -> Config:
@@ -108,6 +123,12 @@ def _fault(sim: Simulation, name: str, kind: str, n: int) -> None:
         case "fail_subscribe":
             _, symbol = SYMBOLS[n % len(SYMBOLS)]
             ex.fail_subscribe(f"tickers.{symbol}", n=1)
+        case "fail_subscribe_n":  # refuse this topic N times, then accept
+            _, symbol = SYMBOLS[n % len(SYMBOLS)]
+            ex.fail_subscribe(f"tickers.{symbol}", n=n + 1)
+        case "poison":
+            for text in POISON[n % len(POISON) :: 3]:
+                ex.send_garbage(kind, text)
         case "garbage":
             ex.send_garbage(kind, GARBAGE[n % len(GARBAGE)])
         case "truncated":
