@@ -115,6 +115,7 @@ class BybitHybridStream:
             links[link.value] = {
                 "state": status.state, "connected": status.connected, "authenticated": status.authenticated,
                 "subscriptions": list(status.subscriptions), "failed": dict(status.failed),
+                "retrying": {topic: round(wait, 3) for topic, wait in status.retrying},
                 "reconnects": status.reconnects, "last_pong_rtt": status.last_pong_rtt,
                 "last_message_age": None if now is None or seen is None else round(now - seen, 3),
             }  # fmt: skip
