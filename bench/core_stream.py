@@ -69,7 +69,10 @@ def config() -> Config:
         topics=TOPICS,
         position_categories=("linear",),
         settle_coins=("USDT",),
-        timings=Timings(),  # the defaults: pings every 20 s, stale marks after 5 s
+        # The defaults (pings every 20 s, stale marks after 5 s), but no liveness watchdog: the per-family
+        # streams leave the ticker silent on purpose, which it would rightly redial. Its per-message cost
+        # (one dict store) is still paid; only its timer, which runs every few seconds, never fires.
+        timings=Timings(topic_quiet_after=float("inf"), silent_link_after=float("inf")),
     )
 
 
