@@ -7,12 +7,19 @@ permissive `Envelope` and classify it in the order of BYBIT_V5.md "Practical con
 topic -> data; retCode/reqId -> trade reply; type COMMAND_RESP -> option subscribe ack; op -> control reply.
 The envelope pass also gives errors a correct name when the fast guess was wrong.
 
+Then every number is vetted (`_vet`): finite, sane magnitude, the right sign for its field, and a decimal
+string, not a bare JSON number (msgspec decodes both into `Decimal`). The rules live with the Structs
+(`register` in _codec_public/_codec_private); market data pays only cheap scans of the raw bytes unless
+they say a rule might be broken, private messages are always walked.
+
 Whatever the input, `decode` returns a `Message` or raises `DecodeError`, whose text says what was wrong.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -30,7 +37,17 @@ from ._codec_control import (
     encode_subscribe,
     encode_unsubscribe,
 )
-from ._codec_fields import check_finite, dec_hook, explain, looks_suspect
+from ._codec_fields import (
+    RULES,
+    check_values,
+    dec_hook,
+    explain,
+    looks_suspect,
+    market_key,
+    market_suspect,
+    numbers_suspect,
+    wire_key,
+)
 from ._codec_private import (
     ExecutionMessage,
     ExecutionRow,
@@ -229,20 +246,100 @@ def _fast(data: bytes | str) -> Any:
         msg = _typed(dec, data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None  # the envelope pass names the real topic and the real problem
-    if msg.topic != topic or type(msg) is OldLiquidationMessage or looks_suspect(data):
+    if msg.topic != topic or type(msg) is OldLiquidationMessage:
         return None
+    _vet(msg, data, topic)
     return msg
 
 
 def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
+    _vet(msg, data, topic)
     if isinstance(msg, OldLiquidationMessage):
         msg = msg.convert()
-    if looks_suspect(data):
-        bad = check_finite(msg)
-        if bad is not None:
-            raise DecodeError(f"{topic}: {bad}: expected a finite decimal of sensible scale")
     result: TopicMessage = msg
     return result
+
+
+# ------------------------------------------------------------------------------------- vetting numbers
+# Market data is the hot path: a gate per family says, from the decoded message and its raw bytes, whether
+# a rule might be broken; only then is the message walked. Each gate counts the integer fields the message
+# really holds (bare JSON numbers that are legitimate: `ts`, `cs`, `u`, `T`...), so any other bare number
+# trips `numbers_suspect`, and names the keys whose values may be negative. A ticker's mark must be > 0:
+# one attribute, checked directly.
+
+
+def _signed_keys(*classes: type, market: bool = False) -> frozenset[bytes]:
+    return frozenset(
+        market_key(f.encode_name) if market else wire_key(f.encode_name)
+        for cls in classes
+        for f in msgspec.structs.fields(cls)
+        if f.name in RULES[cls].signed
+    )
+
+
+_TICKER_SIGNED = _signed_keys(TickerData, market=True)
+_NONE: frozenset[bytes] = frozenset()
+
+
+def _ticker_gate(msg: TickerMessage, raw: bytes) -> bool:
+    mark = msg.data.mark_price
+    if mark.__class__ is Decimal and not mark > 0:  # UNSET and None skip it
+        return True
+    return market_suspect(raw, 1 if msg.cs is None else 2, _TICKER_SIGNED)  # ts, cs
+
+
+def _book_gate(msg: OrderbookMessage, raw: bytes) -> bool:
+    d = msg.data  # ts, u, cts, seq (an absent seq is 0; a sent 0 only costs a walk)
+    return market_suspect(raw, 2 + (msg.cts is not None) + (d.seq != 0), _NONE)
+
+
+def _trade_gate(msg: PublicTradeMessage, raw: bytes) -> bool:
+    # Every Decimal of a trade came through the hook (finite, sane, a string): only signs are left.
+    for t in msg.data:
+        if t.size < 0 or t.price < 0:
+            return True
+        mark, index = t.mark_price, t.index_price  # options only
+        if (mark is not None and mark < 0) or (index is not None and index < 0):
+            return True
+    return False
+
+
+def _kline_gate(msg: KlineMessage, raw: bytes) -> bool:
+    ints = 1 + 3 * len(msg.data)  # ts; start, end, timestamp per candle
+    return looks_suspect(raw) or numbers_suspect(raw, ints, _NONE)
+
+
+def _liquidation_gate(msg: LiquidationMessage | OldLiquidationMessage, raw: bytes) -> bool:
+    ints = 1 + (len(msg.data) if isinstance(msg.data, tuple) else 1)  # ts; T (updatedTime) per row
+    return looks_suspect(raw) or numbers_suspect(raw, ints, _NONE)
+
+
+_GATES: dict[type, Callable[[Any, bytes], bool]] = {
+    TickerMessage: _ticker_gate,
+    OrderbookMessage: _book_gate,
+    PublicTradeMessage: _trade_gate,
+    KlineMessage: _kline_gate,
+    LiquidationMessage: _liquidation_gate,
+    OldLiquidationMessage: _liquidation_gate,
+}
+_WALKED = (
+    PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage,
+)  # fmt: skip
+
+
+def _vet(msg: Any, data: bytes | str, topic: str) -> None:
+    """Raise DecodeError if a number in `msg` breaks its field's rule (see `_codec_fields.check_values`)."""
+    gate = _GATES.get(type(msg))
+    if gate is None and not isinstance(msg, _WALKED):
+        return  # OtherTopicMessage: raw data, nothing typed
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if gate is not None and not gate(msg, raw):
+        return
+    # The untyped decode tells a decimal string from a bare number; the typed decode already passed, so it
+    # is valid JSON.
+    bad = check_values(msg, msgspec.json.decode(raw))
+    if bad is not None:
+        raise DecodeError(f"{topic}: {bad}")
 
 
 def _utf8_fault(data: bytes | str) -> str | None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 import msgspec
 from msgspec import field
 
-from ._codec_fields import DecimalOrNone, IntOrNone, MsInt
+from ._codec_fields import DecimalOrNone, IntOrNone, MsInt, register
 
 __all__ = [
     "ExecutionMessage",
@@ -300,3 +300,87 @@ class GreeksMessage(_Private, frozen=True, kw_only=True):
     """`greeks`."""
 
     data: tuple[GreeksRow, ...]
+
+
+# ------------------------------------------------------------------------------------------ number rules
+# (see _codec_fields "field rules"). Prices and sizes are >= 0: real rows hold "0" for what is unset or
+# does not apply (liqPrice, takeProfit, stopLoss, trailingStop, entryPrice of a flat position; an order's
+# price "0" for a market order, triggerPrice "0.00"). PnL, fees, fee rates, IVs, greeks, margins and every
+# wallet figure may be negative (samples: cumRealisedPnl "-25.06579337"; private-wallet-real-2026.json has
+# a coin with equity, walletBalance and usdValue all negative), so they are only finite and sane.
+
+_SIDES = frozenset({"Buy", "Sell", "", "None"})
+_HEDGE_SIDE = {1: "Buy", 2: "Sell"}  # positionIdx (BYBIT_V5.md §6 position; docs/v5/enum.mdx)
+
+
+def _position_problem(row: PositionRow) -> str | None:
+    """A position's side, size, positionIdx and mark must agree (BYBIT_V5.md §6 position): the core keys
+    positions by (category, symbol, positionIdx) and prices an open one by its side and mark."""
+    if row.side not in _SIDES:
+        return f'side: expected Buy, Sell, "" or None, not {row.side[:20]!r}'
+    if row.position_idx not in (0, 1, 2):
+        return "positionIdx: expected 0 (one-way), 1 (hedge Buy side) or 2 (hedge Sell side)"
+    if not row.size > 0:
+        return None  # flat: side "" / "None" and mark "0" are what Bybit sends for an empty position
+    if row.side in ("", "None"):
+        return f"side: an open position (size {row.size}) needs side Buy or Sell, not {row.side!r}"
+    want = _HEDGE_SIDE.get(row.position_idx)
+    if want is not None and row.side != want:
+        return f"side: positionIdx {row.position_idx} is the hedge-mode {want} side, not {row.side}"
+    if row.mark_price is not None and not row.mark_price > 0:
+        return "markPrice: expected a positive price (the position is open)"
+    return None
+
+
+register(
+    PositionRow,
+    prices=(
+        "entry_price", "mark_price", "liq_price", "bust_price", "break_even_price", "session_avg_price",
+        "take_profit", "stop_loss", "trailing_stop",
+    ),
+    sizes=("size",),
+    amounts=("position_value",),
+    signed=(
+        "leverage", "unrealised_pnl", "cur_realised_pnl", "cum_realised_pnl", "position_im", "position_mm",
+        "position_im_by_mp", "position_mm_by_mp", "position_balance", "risk_limit_value",
+        "delta", "gamma", "vega", "theta",
+    ),
+    check=_position_problem,
+)  # fmt: skip
+register(
+    OrderRow,
+    prices=(
+        "price", "avg_price", "trigger_price", "take_profit", "stop_loss", "tp_limit_price", "sl_limit_price",
+        "last_price_on_created",
+    ),
+    sizes=("qty", "leaves_qty", "cum_exec_qty", "rpi_matched_qty"),
+    amounts=("leaves_value", "cum_exec_value"),
+    signed=("cum_exec_fee", "cum_fee_detail", "closed_pnl", "order_iv", "slippage_tolerance"),
+)  # fmt: skip
+register(ExtraFee, signed=("fee_rate", "fee"))
+register(
+    ExecutionRow,
+    prices=("exec_price", "order_price", "mark_price", "index_price", "underlying_price"),
+    sizes=("exec_qty", "closed_size", "leaves_qty", "order_qty"),
+    amounts=("exec_value",),
+    signed=("exec_fee", "exec_pnl", "fee_rate", "trade_iv", "mark_iv"),
+)
+register(FastExecutionRow, prices=("exec_price",), sizes=("exec_qty",))
+register(
+    WalletCoin,
+    signed=(
+        "equity", "usd_value", "wallet_balance", "available_to_withdraw", "available_to_borrow",
+        "borrow_amount", "accrued_interest", "total_order_im", "total_position_im", "total_position_mm",
+        "unrealised_pnl", "cum_realised_pnl", "bonus", "locked", "spot_hedging_qty", "spot_borrow",
+    ),
+)  # fmt: skip
+register(
+    WalletRow,
+    signed=(
+        "total_equity", "total_wallet_balance", "total_margin_balance", "total_available_balance",
+        "total_perp_upl", "total_initial_margin", "total_initial_margin_by_mp", "total_maintenance_margin",
+        "total_maintenance_margin_by_mp", "account_im_rate", "account_im_rate_by_mp", "account_mm_rate",
+        "account_mm_rate_by_mp", "account_ltv",
+    ),
+)  # fmt: skip
+register(GreeksRow, signed=("total_delta", "total_gamma", "total_vega", "total_theta"))

@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 from msgspec import UNSET, UnsetType, field
 
-from ._codec_fields import DecimalOrNone
+from ._codec_fields import DecimalOrNone, DecimalStr, register
 
 __all__ = [
     "Kline",
@@ -140,8 +140,10 @@ class PublicTrade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     time: int = field(name="T")
     symbol: str = field(name="s")
     side: str = field(name="S")
-    size: Decimal = field(name="v")
-    price: Decimal = field(name="p")
+    # Through the hook, not msgspec's native Decimal: the hook refuses bare numbers and insane values
+    # itself, so a trade frame (hex trade ids defeat the cheap byte scans) needs no scan, only signs.
+    size: DecimalStr = field(name="v")
+    price: DecimalStr = field(name="p")
     tick_direction: str | None = field(default=None, name="L")
     trade_id: str = field(default="", name="i")
     block_trade: bool = field(default=False, name="BT")
@@ -227,3 +229,39 @@ class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False)
         d = self.data
         row = Liquidation(time=d.updated_time, symbol=d.symbol, side=d.side, size=d.size, price=d.price)
         return LiquidationMessage(topic=self.topic, ts=self.ts, data=(row,), type=self.type)
+
+
+# ------------------------------------------------------------------------------------------ number rules
+# (see _codec_fields "field rules"). Prices, sizes and notional amounts are >= 0; a ticker's mark prices
+# every position, so it must be > 0 where present. Real samples hold "0" for prices and sizes that do not
+# apply (an option's bidPrice "0", predictedDeliveryPrice "0.00", turnover24h "0.0000"): zero is allowed.
+# Rates, changes, basis, implied volatilities and greeks may be negative (samples: price24hPcnt "-0.158315",
+# fundingRate "-0.005", basis "-4730.84", theta "-40", change24h "-0.33333334"): finite and sane only.
+
+register(
+    TickerData,
+    prices=(
+        "last_price", "prev_price24h", "high_price24h", "low_price24h", "prev_price1h", "index_price",
+        "bid1_price", "ask1_price", "predicted_delivery_price", "pre_open_price", "usd_index_price",
+        "bid_price", "ask_price", "underlying_price",
+    ),
+    sizes=(
+        "open_interest", "single_open_interest", "volume24h", "bid1_size", "ask1_size", "pre_qty",
+        "bid_size", "ask_size", "total_volume",
+    ),
+    amounts=(
+        "open_interest_value", "single_open_interest_value", "turnover24h", "total_turnover", "funding_cap",
+    ),
+    positive=("mark_price",),
+    signed=(
+        "price24h_pcnt", "funding_rate", "basis_rate", "basis", "basis_rate_year", "delivery_fee_rate",
+        "bid_iv", "ask_iv", "mark_price_iv", "delta", "gamma", "vega", "theta", "change24h",
+    ),
+)  # fmt: skip
+register(OrderbookData, levels=("b", "a"))  # size "0" deletes a level (BYBIT_V5.md §5 orderbook)
+register(
+    PublicTrade, prices=("price", "mark_price", "index_price"), sizes=("size",), signed=("mark_iv", "iv")
+)
+register(Kline, prices=("open", "close", "high", "low"), sizes=("volume",), amounts=("turnover",))
+register(Liquidation, prices=("price",), sizes=("size",))
+register(_OldLiquidation, prices=("price",), sizes=("size",))
