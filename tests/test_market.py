@@ -276,11 +276,29 @@ def test_spot_l1_delta_with_an_empty_side() -> None:
     assert event.best_ask == (D("32499.27"), D("0.011534")) and event.cts is None
 
 
-_PRICES = st.integers(1, 30).map(lambda n: D(n) / 2)
-_LEVELS = st.lists(st.tuples(_PRICES, st.sampled_from([D(0), D(1), D("2.5")])), max_size=8)
+_BID_PRICES = st.integers(1, 30).map(lambda n: D(n) / 2)  # bids up to 15, asks from 15.5: never crossed
+_ASK_PRICES = st.integers(31, 60).map(lambda n: D(n) / 2)
+_SIZES = st.sampled_from([D(0), D(1), D("2.5")])
 
 
-@given(st.lists(st.tuples(_LEVELS, _LEVELS), min_size=1, max_size=12))
+@st.composite
+def _book_deltas(draw: st.DrawFn) -> list[tuple[list[tuple[D, D]], list[tuple[D, D]]]]:
+    """Deltas that fit the book they are applied to: a size 0 only for a price held at that point."""
+    held: tuple[set[D], set[D]] = (set(), set())
+    deltas = []
+    for _ in range(draw(st.integers(1, 12))):
+        delta: tuple[list[tuple[D, D]], list[tuple[D, D]]] = ([], [])
+        for side, prices, levels in zip(held, (_BID_PRICES, _ASK_PRICES), delta, strict=True):
+            for price, size in draw(st.lists(st.tuples(prices, _SIZES), max_size=8)):
+                if size == 0 and price not in side:
+                    continue
+                (side.discard if size == 0 else side.add)(price)
+                levels.append((price, size))
+        deltas.append(delta)
+    return deltas
+
+
+@given(_book_deltas())
 def test_books_match_a_dict_model(deltas: list[tuple[list[tuple[D, D]], list[tuple[D, D]]]]) -> None:
     plane = Plane()
     snapshot = {
@@ -305,6 +323,214 @@ def test_books_match_a_dict_model(deltas: list[tuple[list[tuple[D, D]], list[tup
         assert bids == tuple(sorted(model[0].items(), reverse=True))
         assert asks == tuple(sorted(model[1].items()))
         assert event.best_bid == (bids[0] if bids else None) and event.best_ask == (asks[0] if asks else None)
+    assert plane.resubscribes == []
+
+
+# ----------------------------------------------------------------------------------- never frozen: tickers
+
+RESET = 5  # Timings().out_of_order_reset
+QUIET = 5.0  # Timings().topic_quiet_after
+
+
+def _btc_delta(cs: int, now_ts: int, mark: str = "101") -> Any:
+    return ticker_delta("BTCUSDT", ts=now_ts, cs=cs, markPrice=mark)
+
+
+def test_one_delta_far_ahead_makes_a_run_of_older_ones_a_reset() -> None:
+    """The user's bug: one delta whose cs is far ahead, then every genuine delta looks older."""
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=5))
+    [poison] = _feed(plane, Link.LINEAR, _btc_delta(9_000_000_000, 11))
+    assert isinstance(poison, TickerUpdate)  # nothing tells it apart yet
+    for n in range(RESET - 1):  # a few older ones: late or duplicates, ignored quietly
+        assert _feed(plane, Link.LINEAR, _btc_delta(6 + n, 12 + n, mark=str(102 + n))) == []
+    assert plane.resubscribes == []
+    assert _feed(plane, Link.LINEAR, _btc_delta(10, 16, mark="106")) == []
+    [(link, topic, reason)] = plane.resubscribes
+    assert (link, topic) == (Link.LINEAR, "tickers.BTCUSDT")
+    assert f"{RESET} messages in a row older" in reason and "cs=9000000000" in reason and "cs=10," in reason
+    # one request per reset: the old ones still in flight ask for nothing more, and are not reported
+    for n in range(2 * RESET):
+        assert _feed(plane, Link.LINEAR, _btc_delta(11 + n, 17 + n), now=1.0 + n / 10) == []
+    assert len(plane.resubscribes) == 1
+    # the resubscribe's snapshot is taken whatever its cs, and the genuine deltas after it again
+    [snap] = _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "120", ts=40, cs=30), now=2.5)
+    assert snap.snapshot and snap.ticker.mark_price == D(120)
+    [delta] = _feed(plane, Link.LINEAR, _btc_delta(31, 41, mark="121"), now=2.6)
+    assert delta.ticker.mark_price == D(121) and plane.dp.ticker("BTCUSDT").mark_price == D(121)  # type: ignore[union-attr]
+
+
+def test_older_messages_between_accepted_ones_never_reset() -> None:
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=100))
+    cs = 100
+    for _ in range(3):
+        for n in range(RESET - 1):
+            assert _feed(plane, Link.LINEAR, _btc_delta(50 + n, 11)) == []
+        cs += 1
+        [update] = _feed(plane, Link.LINEAR, _btc_delta(cs, 20 + cs))
+        assert isinstance(update, TickerUpdate)
+    assert plane.resubscribes == []
+
+
+def test_no_snapshot_after_a_reset_asks_again_while_deltas_keep_coming() -> None:
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=10**9))
+    for n in range(RESET):
+        _feed(plane, Link.LINEAR, _btc_delta(1 + n, 11 + n), now=1.0)
+    assert len(plane.resubscribes) == 1
+    # the snapshot never comes: deltas keep arriving, none is taken; asked again every topic_quiet_after
+    for step in range(1, 40):
+        assert _feed(plane, Link.LINEAR, _btc_delta(10 + step, 20 + step), now=1.0 + step * 0.5) == []
+    asks = plane.resubscribes[1:]
+    assert len(asks) == 3 and all("no snapshot" in reason for _, _, reason in asks)  # at 6.0, 11.0, 16.0
+    [update] = _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "130", ts=80, cs=60), now=21.0)
+    assert update.snapshot
+
+
+def test_deltas_awaiting_a_snapshot_are_reported_once_per_wait() -> None:
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=50))
+    plane.dp.on_link_down(Link.LINEAR, 2.0)
+    plane.dp.on_link_up(Link.LINEAR, 3.0, 0)
+    problems = []
+    for step in range(12):  # deltas but no snapshot on the new connection: no flood of problems
+        problems += _feed(plane, Link.LINEAR, _btc_delta(51 + step, 11 + step), now=3.0 + step)
+    [problem] = problems
+    assert isinstance(problem, ProtocolProblem) and "before the new snapshot" in problem.detail
+    # the wait is counted from the first ignored delta (3.0): asked at 8.0 and 13.0
+    assert [round(float(r.split()[2]), 1) for _, _, r in plane.resubscribes] == [QUIET, QUIET]
+    assert len(plane.resubscribes) == 2
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "110", ts=40, cs=2), now=15.0)
+    plane.dp.on_link_down(Link.LINEAR, 16.0)  # a new wait is reported again
+    [again] = _feed(plane, Link.LINEAR, _btc_delta(3, 41), now=17.0)
+    assert isinstance(again, ProtocolProblem)
+
+
+def test_deltas_for_a_symbol_that_never_had_a_snapshot_ask_for_one() -> None:
+    plane = Plane()
+    events = []
+    for step in range(8):
+        events += _feed(plane, Link.LINEAR, _btc_delta(1 + step, 10 + step), now=1.0 + step)
+    assert len(events) == 1 and "before any snapshot" in events[0].detail
+    assert [(link, topic) for link, topic, _ in plane.resubscribes] == [(Link.LINEAR, "tickers.BTCUSDT")]
+    assert plane.dp.ticker("BTCUSDT") is None
+
+
+def test_option_tickers_older_by_ts_also_reset() -> None:
+    """Options have no cs and are snapshot-only: a run of snapshots older by ts is a reset too."""
+    plane = Plane()
+    msg = sample("public-tickers-option-snapshot-real-2026.json")
+    symbol = msg["data"]["symbol"]
+    _feed(plane, Link.OPTION, {**msg, "ts": 10**15})
+    for n in range(RESET):
+        assert _feed(plane, Link.OPTION, {**msg, "ts": msg["ts"] + n}) == []
+    [(link, topic, reason)] = plane.resubscribes
+    assert (link, topic) == (Link.OPTION, f"tickers.{symbol}") and "ts=1000000000000000" in reason
+    [update] = _feed(plane, Link.OPTION, {**msg, "ts": msg["ts"] + 10})
+    assert update.snapshot and update.ts == msg["ts"] + 10
+
+
+def test_a_shard_going_down_only_touches_the_tickers_it_fed() -> None:
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=50))
+    _feed(plane, Link.LINEAR_2, ticker_snapshot("ETHUSDT", "10", ts=10, cs=50))
+    plane.dp.on_link_down(Link.LINEAR_2, 2.0)
+    [update] = _feed(plane, Link.LINEAR, _btc_delta(51, 11))
+    assert isinstance(update, TickerUpdate) and update.category == "linear"
+    [problem] = _feed(plane, Link.LINEAR_2, ticker_delta("ETHUSDT", ts=11, cs=51, markPrice="11"))
+    assert isinstance(problem, ProtocolProblem)
+
+
+# ------------------------------------------------------------------------------------- never frozen: books
+
+_TOPIC = "orderbook.50.X"
+
+
+def _book(plane: Plane, kind: str, u: int, bids: Any, asks: Any, now: float = 1.0, link: Link = Link.LINEAR,
+          topic: str = _TOPIC) -> list[Any]:  # fmt: skip
+    data = {"s": "X", "u": u, "seq": u, "b": bids, "a": asks}
+    return _feed(plane, link, {"topic": topic, "type": kind, "ts": u, "data": data}, now)
+
+
+def _snapshot_x(plane: Plane, u: int = 10, link: Link = Link.LINEAR) -> None:
+    [event] = _book(plane, "snapshot", u, [["99", "1"], ["98", "2"]], [["101", "1"], ["102", "2"]], link=link)
+    assert isinstance(event, OrderbookUpdate)
+
+
+def _rebuilt(plane: Plane, events: list[Any], why: str) -> None:
+    [problem] = events
+    assert isinstance(problem, ProtocolProblem) and why in problem.detail and "dropped" in problem.detail
+    assert plane.dp.orderbook("linear", "X", 50) is None
+    [(link, topic, reason)] = plane.resubscribes
+    assert (link, topic) == (Link.LINEAR, _TOPIC) and why in reason
+    # the deltas until the snapshot are ignored quietly; the next snapshot is taken whatever its u
+    assert _book(plane, "delta", 12, [["97", "1"]], []) == []
+    [event] = _book(plane, "snapshot", 3, [["90", "1"]], [["91", "1"]])
+    assert event.snapshot and plane.dp.orderbook("linear", "X", 50) == (((D(90), D(1)),), ((D(91), D(1)),))
+    [event] = _book(plane, "delta", 4, [["89", "5"]], [])
+    assert isinstance(event, OrderbookUpdate) and len(plane.resubscribes) == 1
+
+
+def test_a_delete_of_a_price_the_book_does_not_hold_rebuilds_it() -> None:
+    plane = Plane()
+    _snapshot_x(plane)
+    _rebuilt(plane, _book(plane, "delta", 11, [], [["103", "0"]]), "deletes the ask 103")
+
+
+def test_a_delta_that_crosses_the_book_rebuilds_it() -> None:
+    plane = Plane()
+    _snapshot_x(plane)
+    _rebuilt(plane, _book(plane, "delta", 11, [["101", "3"]], []), "crossed (best bid 101 >= best ask 101)")
+
+
+def test_a_run_of_deltas_not_above_the_held_u_rebuilds_the_book() -> None:
+    plane = Plane()
+    _snapshot_x(plane, u=10**9)
+    for n in range(RESET - 1):
+        assert _book(plane, "delta", 11 + n, [["97", "1"]], []) == []
+    _rebuilt(plane, _book(plane, "delta", 20, [["97", "1"]], []), f"{RESET} deltas in a row with u not above")
+
+
+def test_gaps_in_u_are_not_a_reason_to_rebuild() -> None:
+    """Bybit documents `u` as "a sequence", never as +1 per delta (see `_market_book`): a gap is applied."""
+    plane = Plane()
+    _snapshot_x(plane)
+    [event] = _book(plane, "delta", 25, [["97", "1"]], [])
+    assert isinstance(event, OrderbookUpdate) and event.u == 25 and plane.resubscribes == []
+
+
+def test_a_crossed_snapshot_is_taken_as_bybit_states_it() -> None:
+    plane = Plane()
+    [event] = _book(plane, "snapshot", 10, [["101", "1"]], [["100", "1"]])
+    assert isinstance(event, OrderbookUpdate) and plane.resubscribes == []
+
+
+def test_a_delta_only_book_topic_is_never_resubscribed() -> None:
+    """`orderbook.full.{symbol}` brings no snapshot on subscribe (REST has it): asking is useless."""
+    plane = Plane()
+    events = []
+    for step in range(12):
+        events += _book(plane, "delta", 5 + step, [["1", "1"]], [], now=1.0 + step, topic="orderbook.full.X")
+    assert len(events) == 1 and isinstance(events[0], ProtocolProblem) and plane.resubscribes == []
+
+
+def test_a_book_awaiting_its_snapshot_asks_again_if_deltas_keep_coming() -> None:
+    plane = Plane()
+    _snapshot_x(plane)
+    _book(plane, "delta", 11, [["101", "3"]], [])  # crossed: dropped, resubscribed at 1.0
+    for step in range(1, 25):
+        _book(plane, "delta", 11 + step, [["97", "1"]], [], now=1.0 + step * 0.5)
+    assert len(plane.resubscribes) == 3  # 1.0, then 6.0 and 11.0: deltas but no snapshot
+
+
+def test_a_shard_going_down_only_drops_the_books_it_fed() -> None:
+    plane = Plane()
+    _snapshot_x(plane, link=Link.LINEAR)
+    data = {"s": "Y", "u": 3, "seq": 3, "b": [["1", "1"]], "a": [["2", "1"]]}
+    _feed(plane, Link.LINEAR_2, {"topic": "orderbook.50.Y", "type": "snapshot", "ts": 1, "data": data})
+    plane.dp.on_link_down(Link.LINEAR_2, 2.0)
+    assert plane.dp.orderbook("linear", "Y") is None and plane.dp.orderbook("linear", "X") is not None
 
 
 # ------------------------------------------------------------------------------------------ pass-through

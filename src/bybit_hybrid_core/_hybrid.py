@@ -80,7 +80,7 @@ class DataPlane:
         # (link, topic, reason): ask the core for a fresh snapshot of `topic` (unsubscribe + subscribe on
         # that link); the core reports it as a `TopicReset(remedy="resubscribe")`.
         self._resubscribe = resubscribe
-        self._market = Market()
+        self._market = Market(config.timings, resubscribe)
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)
         self._join = Join(config.timings, self._book, self._market.tickers, emit)
@@ -103,7 +103,7 @@ class DataPlane:
                 if event is not None:
                     self._emit(event)
                 if state is not None:
-                    self._join.mark_changed(link.value, msg.data.symbol, now)
+                    self._join.mark_changed(link.category, msg.data.symbol, now)
             case PositionMessage():
                 self._on_positions(link, msg, now)
             case OrderbookMessage() | PublicTradeMessage() | KlineMessage() | LiquidationMessage():
@@ -139,8 +139,8 @@ class DataPlane:
             self._sync.cancel()  # the next link up starts a fresh round
             self._awaiting_position_ack = False
             return
-        for symbol in self._market.link_down(link.value):
-            self._join.mark_changed(link.value, symbol, now)
+        for symbol in self._market.link_down(link):
+            self._join.mark_changed(link.category, symbol, now)
 
     def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
         """The server confirmed `topics`. Tickers need nothing here: their first message is a snapshot;

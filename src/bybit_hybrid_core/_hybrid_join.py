@@ -102,11 +102,11 @@ class Join:
         self._arm_stale(key[0], key[1], now)
 
     def mark_changed(self, category: str, symbol: str, now: float) -> None:
-        """The symbol's ticker spoke (or its link went down): re-price its legs, conflating if asked."""
+        """The symbol's ticker spoke, was reset or lost its link: re-price its legs, conflating if asked."""
         legs = self._legs.get((category, symbol))
         if not legs:
             return
-        link = Link(category)
+        link = self._link(category, symbol)
         interval = self._timings.mark_min_interval
         for key in list(legs):
             view = self._views[key]
@@ -125,12 +125,18 @@ class Join:
                 self.mark_changed(category, rest, now)
             else:
                 symbol, _, idx = rest.rpartition(_SEP)
-                self._refresh((category, symbol, int(idx)), now, "mark", Link(category))
+                self._refresh((category, symbol, int(idx)), now, "mark", self._link(category, symbol))
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
 
     # -------------------------------------------------------------------------------- pricing
+
+    def _link(self, category: str, symbol: str) -> Link:
+        """The link a mark-caused update names: the one the symbol's ticker last came from (a category's
+        topics may be spread over several links), else the category's first link."""
+        ticker = self._tickers.get(category, symbol)
+        return ticker.link if ticker is not None else Link(category)
 
     def _mark(self, key: PositionKey, now: float) -> tuple[Decimal | None, int | None, float | None, bool]:
         """(mark, its exchange ms, when it arrived, stale) for the position at `key`."""
