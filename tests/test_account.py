@@ -152,6 +152,33 @@ def test_a_snapshot_close_seals_the_key_at_its_seq() -> None:
     assert book.apply(_pos(seq=8), None)[0] is Change.OPENED
 
 
+def test_older_counts_stream_pushes_in_a_row_and_forget_lets_the_next_one_in() -> None:
+    book = PositionBook()
+    key = ("linear", "BTCUSDT", 0)
+    book.apply(_pos(seq=10**12), None)  # a bogus seq far ahead
+    for n in range(3):
+        assert book.apply(_pos(size="2", seq=11 + n), None, stream=True)[0] is Change.IGNORED
+    assert book.older(key) == 3
+    book.apply(_pos(size="2", seq=5), None)  # a snapshot row (not the stream) never counts
+    assert book.older(key) == 3
+    book.forget(key)
+    assert book.older(key) == 0 and book.seq(key) is None
+    change, before = book.apply(_pos(size="3", seq=14), None, stream=True)
+    assert change is Change.UPDATED and before == _pos(seq=10**12) and book.seq(key) == 14
+    # an accepted push ends the run
+    book.apply(_pos(size="3", seq=1), None, stream=True)
+    book.apply(_pos(size="3", seq=15), None, stream=True)
+    assert book.older(key) == 0
+
+
+def test_a_sealed_key_forgotten_opens_again() -> None:
+    book = PositionBook()
+    book.apply(_pos(seq=7), None)
+    book.close(("linear", "BTCUSDT", 0))
+    book.forget(("linear", "BTCUSDT", 0))
+    assert book.apply(_pos(seq=7), None)[0] is Change.OPENED
+
+
 def test_row_conversion_of_unset_fields() -> None:
     row = decoded(sample("private-position-linear-real-2025.json")).data[0]
     position = to_position("linear", row)

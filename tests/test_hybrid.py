@@ -19,7 +19,9 @@ from bybit_hybrid_core._events import (
     PositionOpened,
     PositionsSynced,
     PositionUpdate,
+    SnapshotFailed,
     TickerUpdate,
+    TopicReset,
 )
 from test_hybrid_support import (
     WALL0,
@@ -383,3 +385,120 @@ def test_the_snapshot_waits_for_the_position_subscribe_ack() -> None:
     assert all(("X-BAPI-TIMESTAMP", str(WALL0 + 1200)) in f.request.headers for f in fetches)
     plane.dp.on_subscribed(Link.PRIVATE, ("position",), 1.3)  # a repeated ack starts no second round
     assert plane.fetches() == []
+
+
+# ------------------------------------------------------------------------------------------ never frozen
+
+RESET = 5  # Timings().out_of_order_reset
+
+
+def test_a_poisoned_cs_stales_the_mark_until_the_resubscribes_snapshot() -> None:
+    """The user's report: one ticker delta far ahead in cs froze the marks until the link happened to drop."""
+    plane = Plane()
+    plane.up_private(0.0)
+    _open_btc(plane, 1.0)
+    [update] = _tick(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "101", ts=WALL0, cs=10), 1.1)
+    assert update.mark_price == D(101) and not update.stale
+    [update] = _tick(
+        plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=WALL0 + 1, cs=10**12, markPrice="102"), 1.2
+    )
+    assert update.mark_price == D(102)
+    for n in range(RESET - 1):  # genuine deltas look older: ignored, the mark holds (not stale yet)
+        assert (
+            _tick(
+                plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=WALL0 + 2 + n, cs=11 + n, markPrice="103"), 1.3
+            )
+            == []
+        )
+    [update] = _tick(plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=WALL0 + 9, cs=20, markPrice="103"), 1.4)
+    assert update.stale and update.mark_price == D(102) and update.cause == "mark"  # reset: stale at once
+    [(link, topic, _)] = plane.resubscribes
+    assert (link, topic) == (Link.LINEAR, "tickers.BTCUSDT")
+    # the core resubscribes; Bybit's snapshot arrives with the genuine (much lower) cs: marks resume
+    [update] = _tick(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "104", ts=WALL0 + 20, cs=25), 1.5)
+    assert not update.stale and update.mark_price == D(104)
+    [update] = _tick(plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=WALL0 + 21, cs=26, markPrice="105"), 1.6)
+    assert not update.stale and update.mark_price == D(105) and update.unrealised_pnl == D(10)
+
+
+def test_a_poisoned_position_seq_is_reset_and_healed_by_the_rest_snapshot() -> None:
+    plane = Plane()
+    [linear, inverse] = plane.up_private(0.0)
+    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 0.1, WALL0)
+    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 0.1, WALL0)
+    _open_btc(plane, 1.0)  # seq 10
+    _push(plane, 1.1, position_row("BTCUSDT", "Buy", "2", "100", 10**12, mark="99"))  # same state, bogus seq
+    for n in range(RESET - 1):  # genuine fills look older: ignored, the size stays frozen at 2
+        assert _push(plane, 1.2 + n / 10, position_row("BTCUSDT", "Buy", str(3 + n), "100", 11 + n)) == []
+    assert plane.fetches() == [] and plane.dp.positions()[BTC].size == D(2)
+    events = _push(plane, 2.0, position_row("BTCUSDT", "Buy", "7", "100", 15))
+    reset, update = events
+    assert isinstance(reset, TopicReset) and (reset.topic, reset.remedy, reset.link) == (
+        "position",
+        "snapshot",
+        Link.PRIVATE,
+    )
+    assert f"{RESET} pushes in a row" in reset.reason and "seq=1000000000000" in reset.reason
+    # the stream's latest word is taken at once, and the seq goes down across the reset
+    assert isinstance(update, PositionUpdate) and (update.size, update.seq) == (D(7), 15)
+    # a REST snapshot round starts; its row wins over what the stream said before the request
+    [linear, inverse] = plane.fetches()
+    rows = [rest_row("BTCUSDT", "Buy", "8", "100", 16)]
+    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", rows), 2.5, WALL0)
+    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 2.5, WALL0)
+    assert plane.dp.positions()[BTC].size == D(8) and plane.dp.positions()[BTC].seq == 16
+    [update] = plane.of(PositionUpdate)
+    assert update.cause == "snapshot" and update.size == D(8)
+    # and the stream is heard again
+    [update] = _push(plane, 3.0, position_row("BTCUSDT", "Buy", "9", "100", 17))[-1:]
+    assert update.size == D(9)
+
+
+def test_rest_rows_older_than_the_held_seq_never_count_towards_a_reset() -> None:
+    """A REST answer may lag the stream: its rows with a lower seq are ignored, never taken as a poisoning."""
+    plane = Plane()
+    _push(plane, 0.5, position_row("BTCUSDT", "Buy", "1", "100", 50))
+    for n in range(RESET + 1):
+        [linear, _] = plane.up_private(1.0 + n)
+        plane.dp.positions_snapshot(
+            linear.request,
+            200,
+            rest_body("linear", [rest_row("BTCUSDT", "Buy", "1", "100", 49)]),
+            1.0 + n,
+            WALL0,
+        )
+    assert plane.of(TopicReset) == [] and plane.dp.positions()[BTC].seq == 50
+
+
+def test_older_pushes_between_accepted_ones_never_reset() -> None:
+    plane = Plane()
+    _push(plane, 0.5, position_row("BTCUSDT", "Buy", "1", "100", 50))
+    for seq in range(51, 54):
+        for _ in range(RESET - 1):
+            _push(plane, 1.0, position_row("BTCUSDT", "Buy", "1", "100", 40))
+        _push(plane, 1.0, position_row("BTCUSDT", "Buy", "1", "100", seq))
+    assert plane.of(TopicReset) == [] and plane.fetches() == []
+
+
+def _retry_delays(seed: int, failures: int = 8) -> list[float]:
+    plane = Plane(make_config(snapshot_backoff_base=1.0, snapshot_backoff_cap=30.0, seed=seed))
+    [linear, inverse] = plane.up_private(0.0)
+    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 0.0, WALL0)
+    request, now, delays = linear.request, 0.0, []
+    for _ in range(failures):
+        plane.dp.positions_snapshot(request, 503, b"busy", now, WALL0)
+        delays.append(plane.of(SnapshotFailed)[-1].retry_in)
+        now += delays[-1]
+        plane.dp.tick(now, WALL0)
+        [retry] = plane.fetches()
+        request = retry.request
+    return delays
+
+
+def test_snapshot_retries_are_jittered_deterministically() -> None:
+    first, again, other = _retry_delays(seed=7), _retry_delays(seed=7), _retry_delays(seed=8)
+    assert first == again  # same seed, same events
+    assert first != other
+    for n, delay in enumerate(first):  # "equal jitter": between half the step and the whole step
+        step = min(30.0, 2.0**n)
+        assert step / 2 <= delay <= step

@@ -122,12 +122,13 @@ def rest_body(category: str, rows: list[dict[str, Any]], cursor: str = "", **top
     return json.dumps(answer).encode()
 
 
-def make_config(**timings: Any) -> Config:
+def make_config(seed: int = 0, **timings: Any) -> Config:
     return Config(
         credentials=Credentials(API_KEY, API_SECRET),
         position_categories=("linear", "inverse"),
         settle_coins=("USDT",),
         timings=Timings(**timings),
+        seed=seed,
     )
 
 

@@ -7,6 +7,13 @@ seq is newer news and is taken, while one with a lower seq than held is stale an
 kept after a position closes, so a late push cannot resurrect it. A position a REST snapshot closed is
 *sealed*: its closing seq is unknown but above the held one, so only a higher seq can touch it again.
 
+Never frozen (the "Never frozen" issue, item 3). One push whose seq is far ahead of the real ones would make
+every genuine push after it look stale: all ignored, the position frozen. So the book counts, per key, the
+stream pushes in a row with a lower seq than held (`older`); at `Timings.out_of_order_reset` the data plane
+calls it a reset (`_hybrid.DataPlane`): it reports a `TopicReset(topic="position", remedy="snapshot")`,
+`forget`s the held seq so that the stream and the REST snapshot it starts can speak again, and takes that
+last push. Snapshot rows never count: a REST answer can lag the stream.
+
 The book also counts a *generation*: every applied update that changes something stamps its key with the
 next number (Bybit repeats unchanged positions whenever an order is placed; a repeat is not news). A REST
 snapshot remembers the generation when it was requested, so the join can tell which positions the stream
@@ -98,24 +105,33 @@ class Change(enum.Enum):
 class PositionBook:
     """Open positions, the last seq seen per key (open or flat), and when each key was last touched."""
 
-    __slots__ = ("_marks", "_open", "_sealed", "_seq", "_touched", "generation")
+    __slots__ = ("_marks", "_older", "_open", "_sealed", "_seq", "_touched", "generation")
 
     def __init__(self) -> None:
         self._open: dict[PositionKey, Position] = {}
         self._seq: dict[PositionKey, int] = {}
+        self._older: dict[PositionKey, int] = {}  # stream pushes in a row with a lower seq than held
         self._touched: dict[PositionKey, int] = {}
         self._marks: dict[PositionKey, OwnMark] = {}
         self._sealed: set[PositionKey] = set()
         self.generation = 0
 
-    def apply(self, position: Position, mark: OwnMark | None) -> tuple[Change, Position | None]:
-        """Apply one stated position (seq rule); the change and the position held before."""
+    def apply(
+        self, position: Position, mark: OwnMark | None, *, stream: bool = False
+    ) -> tuple[Change, Position | None]:
+        """Apply one stated position (seq rule); the change and the position held before.
+
+        `stream`: the position came from a push, so a lower seq than held counts towards `older`.
+        """
         key = position.key
         held_seq = self._seq.get(key)
-        if held_seq is not None and (
-            position.seq < held_seq or (position.seq == held_seq and key in self._sealed)
-        ):
+        if held_seq is not None and position.seq < held_seq:
+            if stream:
+                self._older[key] = self._older.get(key, 0) + 1
             return Change.IGNORED, None
+        if held_seq == position.seq and key in self._sealed:
+            return Change.IGNORED, None
+        self._older.pop(key, None)
         self._sealed.discard(key)
         self._seq[key] = position.seq
         before = self._open.get(key)
@@ -144,6 +160,16 @@ class PositionBook:
 
     def seq(self, key: PositionKey) -> int | None:
         return self._seq.get(key)
+
+    def older(self, key: PositionKey) -> int:
+        """How many stream pushes in a row had a lower seq than the one held for `key`."""
+        return self._older.get(key, 0)
+
+    def forget(self, key: PositionKey) -> None:
+        """Forget the held seq of `key` (a reset: it is suspect): the next statement of it is taken."""
+        self._seq.pop(key, None)
+        self._older.pop(key, None)
+        self._sealed.discard(key)
 
     def touched(self, key: PositionKey) -> int:
         """The generation of the last update applied to `key` (0: never)."""

@@ -8,11 +8,23 @@ ticker topics it needs (`_hybrid_topics`); the core subscribes them and bumps no
 Reconciling a snapshot with the stream (section "The hybrid join"): a row wins over the held position when
 its seq is higher, or equal and the stream has not touched that key since the round's request went out; a
 held open position the snapshot does not list, and that the stream has not touched since then, is closed.
+
+Never frozen (the "Never frozen" issue, item 3): a position key whose stream pushes keep arriving with a seq
+below the held one (`Timings.out_of_order_reset` in a row) holds a poisoned seq, and every genuine push is
+being ignored. That is a reset: a `TopicReset(topic="position", remedy="snapshot")`, the held seq of that
+key forgotten, the last push taken (the stream's latest word), and a new REST snapshot round started with
+the book's generation *after* that push, so the reconciliation rules above apply unchanged to what the
+snapshot says. The seq of that key's `PositionUpdate`s goes down once, across the reset. Tickers and books
+have their own resets (`_market`, `_market_book`): the plane asks the core to resubscribe the topic.
+
+The REST snapshot retries are jittered (`_hybrid_sync`) from the plane's own `Random`, seeded from
+`Config.seed` (salted, so it draws nothing from the core's redial jitter): same seed, same events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from random import Random
 from typing import Literal
 
 from ._account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, row_events, to_position
@@ -45,6 +57,7 @@ from ._events import (
     ProtocolProblem,
     RestRequest,
     TopicData,
+    TopicReset,
 )
 from ._hybrid_join import Join
 from ._hybrid_sync import CompletedSnapshot, SnapshotSync
@@ -52,6 +65,8 @@ from ._hybrid_topics import TickerInterest
 from ._market import Market
 
 __all__ = ["DataPlane"]
+
+_RNG_SALT = 0x5A_4E_50_53  # the plane's Random is Random(seed ^ salt): its own sequence, not the core's
 
 
 def _is_position_topic(topic: str) -> bool:
@@ -84,7 +99,7 @@ class DataPlane:
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)
         self._join = Join(config.timings, self._book, self._market.tickers, emit)
-        self._sync = SnapshotSync(config, emit, act)
+        self._sync = SnapshotSync(config, emit, act, Random(config.seed ^ _RNG_SALT))
         self._now = 0.0
         self._wall_origin = 0.0
         # With `position` among the private topics, the REST snapshot waits for its subscribe ack: a fill
@@ -230,7 +245,24 @@ class DataPlane:
                 self._emit(ProtocolProblem(link=link, at=now, detail=detail))
                 continue
             mark = None if row.mark_price is None else (row.mark_price, msg.creation_time, now)
-            self._apply(to_position(category, row), mark, now, "position", link)
+            position = to_position(category, row)
+            self._apply(position, mark, now, "position", link)
+            if self._book.older(position.key) >= self._config.timings.out_of_order_reset:
+                self._reset_position(position, mark, now, link)
+
+    def _reset_position(self, position: Position, mark: OwnMark | None, now: float, link: Link) -> None:
+        """Pushes for this key keep arriving 'older' than the held seq: the held seq is the suspect (see the
+        module doc). Forget it, take this push, and let a REST snapshot say the rest."""
+        key = position.key
+        reason = (
+            f"{self._book.older(key)} pushes in a row for {key[0]} {key[1]} positionIdx {key[2]} with a seq "
+            f"below the held seq={self._book.seq(key)} (the last: seq={position.seq})"
+        )
+        self._emit(TopicReset(link=link, at=now, topic="position", reason=reason, remedy="snapshot"))
+        self._book.forget(key)
+        self._apply(position, mark, now, "position", link)
+        # after the push above: the round's epoch must not count it as "touched since the request went out"
+        self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
 
     def _apply(
         self,
@@ -240,7 +272,7 @@ class DataPlane:
         cause: Literal["position", "snapshot"],
         link: Link,
     ) -> None:
-        change, before = self._book.apply(position, mark)
+        change, before = self._book.apply(position, mark, stream=cause == "position")
         key = position.key
         if change is Change.OPENED:
             self._emit(PositionOpened(link=link, at=now, position=position, cause=cause))

@@ -3,7 +3,10 @@
 A round starts when the private link comes up (ARCHITECTURE.md "The hybrid join"). Per tracked category it
 lists every settle coin the endpoint needs (`_rest.categories_requests`) and follows `nextPageCursor` until
 the last page. A failed page is reported (`SnapshotFailed`) and asked again after `base * 2**n` seconds,
-capped; a request the adapter never answers counts as failed after twice its timeout. When every listing
+capped, with "equal jitter": a uniform draw between half that and all of it, so that many clients failed by
+one outage do not all retry at the same instant, yet none retries sooner than half the step. The draws come
+from a `Random` the caller seeds (the data plane: from `Config.seed`), so the same seed gives the same
+events. A request the adapter never answers counts as failed after twice its timeout. When every listing
 of a category is complete the round hands its rows and its *epoch* (the position book's generation when
 the round began) to the join, which reconciles them with what the stream said meanwhile.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 
 from ._account import OwnMark
 from ._config import Config, Link
@@ -51,10 +55,23 @@ class CompletedSnapshot:
 class SnapshotSync:
     """Issues signed `FetchPositions` actions and collects their answers per category."""
 
-    __slots__ = ("_act", "_config", "_emit", "_epoch", "_listings", "_next_id", "_requests", "_timers")
+    __slots__ = (
+        "_act",
+        "_config",
+        "_emit",
+        "_epoch",
+        "_listings",
+        "_next_id",
+        "_requests",
+        "_rng",
+        "_timers",
+    )
 
-    def __init__(self, config: Config, emit: Callable[[Event], None], act: Callable[[Action], None]) -> None:
+    def __init__(
+        self, config: Config, emit: Callable[[Event], None], act: Callable[[Action], None], rng: Random
+    ) -> None:
         self._config = config
+        self._rng = rng  # retry jitter only
         self._emit = emit
         self._act = act
         self._next_id = 0
@@ -154,9 +171,10 @@ class SnapshotSync:
 
     def _failed(self, listing: _Listing, reason: str, now: float) -> None:
         timings = self._config.timings
-        delay = min(
+        step = min(
             timings.snapshot_backoff_cap, timings.snapshot_backoff_base * 2 ** min(listing.failures, 30)
         )
+        delay = step * (0.5 + 0.5 * self._rng.random())
         listing.failures += 1
         self._timers.set(f"retry:{listing.number}", now + delay)
         self._emit(
