@@ -522,6 +522,43 @@ def test_reorder_releases_held_messages_after_a_short_hold(net: Net) -> None:
     assert [m["ts"] for m in client.take()] == [300, 200, 100]
 
 
+def _texts(client: Client) -> list[str]:
+    return [e.data for e in client.events if isinstance(e, TextMessage)]
+
+
+def test_poison_puts_a_raw_value_into_the_next_n_pushes_of_a_topic(net: Net) -> None:
+    client = Client(net, "/v5/public/linear")
+    client.send({"op": "subscribe", "args": ["tickers.BTCUSDT", "tickers.ETHUSDT"]})
+    seen = len(_texts(client))
+    net.ex.poison("linear", "markPrice", "1e300", n=2, topic="tickers.BTCUSDT")
+    net.ex.poison("linear", "indexPrice", '"-5"')  # any topic, added where absent
+    for now in (0.1, 0.2, 0.3):
+        net.advance(now)
+    pushes = [t for t in _texts(client)[seen:] if '"topic":"tickers.' in t]
+    btc = [t for t in pushes if "BTCUSDT" in t]
+    eth = [t for t in pushes if "ETHUSDT" in t]
+    assert [t.count('"markPrice":1e300') for t in btc] == [1, 1, 0]  # verbatim, a bare number
+    assert not any("1e300" in t for t in eth)
+    assert sum('"indexPrice":"-5"' in t for t in pushes) == 1  # the very next push only
+    assert all(isinstance(json.loads(t), dict) for t in pushes)
+
+
+def test_poison_rows_of_private_pushes_and_heal(net: Net) -> None:
+    client = authed(net, ("position",))
+    with pytest.raises(ValueError, match="n >= 1"):
+        net.ex.poison("private", "size", '"-5"', n=0)
+    net.ex.poison("private", "size", '"-5"', topic="position")
+    net.ex.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    net.pump()
+    [msg] = client.take()
+    assert msg["topic"] == "position" and [row["size"] for row in msg["data"]] == ["-5"]
+    net.ex.poison("private", "size", "NaN")
+    net.ex.heal()
+    net.ex.close_position("BTCUSDT")
+    net.pump()
+    assert all(row["size"] != "NaN" for m in client.take() for row in m["data"])
+
+
 def test_send_garbage_text_binary_and_raw(net: Net) -> None:
     client = Client(net, "/v5/public/linear")
     net.ex.send_garbage("linear", '{"topic":"tickers.BTCUSDT","type":"snap')

@@ -1,16 +1,17 @@
 """One server-side connection of the FakeExchange: a wsproto SERVER, its endpoint, its timers and its faults.
 
 Outbound text goes through `send_text`, which is where per-link faults act (lost or delayed pongs, duplicated
-or reordered messages, a half-open socket). Everything leaves as `ServerSend`/`ServerClose` actions appended
-to the exchange's outbox, in order.
+or reordered messages, poisoned values, a half-open socket). Everything leaves as `ServerSend`/`ServerClose`
+actions appended to the exchange's outbox, in order.
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
+import json
 import math
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -18,9 +19,9 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Event, RejectConnection, RejectData, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from ._exchange_replies import PUBLIC_KINDS, ConnIds
+from ._exchange_replies import PUBLIC_KINDS, ConnIds, dumps
 
-__all__ = ["Phase", "ServerAction", "ServerClose", "ServerConn", "ServerSend", "Traffic", "route"]
+__all__ = ["Phase", "Poison", "ServerAction", "ServerClose", "ServerConn", "ServerSend", "Traffic", "route"]
 
 Traffic = Literal["data", "pong", "reply"]
 
@@ -47,6 +48,49 @@ class ServerClose(msgspec.Struct, frozen=True):
 
 
 ServerAction = ServerSend | ServerClose
+
+
+class Poison(msgspec.Struct):
+    """A pending `FakeExchange.poison`: the next `left` topic messages (of `topic`, if set) carry `value`, a
+    raw JSON fragment, as `field` of their data object or of every row of their data array."""
+
+    field: str
+    value: str
+    left: int
+    topic: str | None = None
+
+
+_MARK = "\u0000poison\u0000"  # a placeholder no real value holds; swapped for the raw fragment after dumps
+
+
+def _poison(text: str, poisons: list[Poison]) -> str:
+    """`text` with every pending poison that applies to it; spent ones are removed from `poisons`."""
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(msg, dict):
+        return text
+    data = msg.get("data")
+    rows: list[Any] = [data] if isinstance(data, dict) else data if isinstance(data, list) else []
+    rows = [row for row in rows if isinstance(row, dict)]
+    if not rows:
+        return text
+    applied: list[Poison] = []
+    for p in poisons:
+        if p.topic is not None and p.topic != msg.get("topic"):
+            continue
+        for row in rows:
+            row[p.field] = f"{_MARK}{len(applied)}"
+        applied.append(p)
+        p.left -= 1
+    if not applied:
+        return text
+    poisons[:] = [p for p in poisons if p.left > 0]
+    out = dumps(msg)
+    for i, p in enumerate(applied):
+        out = out.replace(msgspec.json.encode(f"{_MARK}{i}").decode(), p.value)  # as dumps writes it
+    return out
 
 
 class Phase(enum.Enum):
@@ -104,6 +148,7 @@ class ServerConn:
         self.duplicate = 0
         self.reorder = 0
         self.faults_on_replies = False
+        self.poisons: list[Poison] = []
         self._held: list[str] = []
         self._held_until: float | None = None
         self._delayed: list[tuple[float, int, str]] = []
@@ -182,6 +227,8 @@ class ServerConn:
             return
         if traffic == "data":
             self.last_activity = now
+            if self.poisons:
+                text = _poison(text, self.poisons)
         if traffic == "pong":
             if self.lose_pongs > 0:
                 self.lose_pongs -= 1
@@ -256,6 +303,7 @@ class ServerConn:
         """Forget pending per-link faults (a half-open socket stays dead)."""
         self.lose_pongs = self.duplicate = self.reorder = 0
         self.pong_delay = 0.0
+        self.poisons.clear()
         self.faults_on_replies = False
         if self._held and self.phase is Phase.OPEN:
             self._flush_held()

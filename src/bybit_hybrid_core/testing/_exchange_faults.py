@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from wsproto.events import BytesMessage, TextMessage
 
-from ._exchange_conn import Phase, ServerConn
+from ._exchange_conn import Phase, Poison, ServerConn
 from ._exchange_ops import ExchangeFaults
 from ._exchange_replies import KINDS, PUBLIC_KINDS
 
@@ -74,6 +74,18 @@ class FaultsMixin:
         for conn in self._targets(kind):
             conn.reorder += n
             conn.faults_on_replies |= replies
+
+    def poison(self, kind: str, field: str, value: str, n: int = 1, *, topic: str | None = None) -> None:
+        """The next `n` topic messages on each connection of `kind` (only those of `topic`, when given)
+        carry `value`, a raw JSON fragment inserted verbatim, as `field` of their data: the data object of a
+        ticker or book, every row of a data array (position, order, trades). The field is added if the
+        message lacks it. E.g. `poison("linear", "markPrice", "1e300", topic="tickers.BTCUSDT")`, a bare
+        number where Bybit sends a string; `'"-5"'`, `'"NaN"'`; `poison("private", "size", '"-5"')`.
+        Messages without a data object or rows (acks, pongs) pass untouched and are not counted."""
+        if n < 1:
+            raise ValueError("poison() takes n >= 1")
+        for conn in self._targets(kind):
+            conn.poisons.append(Poison(field=field, value=value, left=n, topic=topic))
 
     def send_garbage(self, kind: str, data: bytes | str, *, raw: bool = False) -> None:
         """Send `data` on each connection of `kind`: a text frame (str), a binary frame (bytes) or, with
