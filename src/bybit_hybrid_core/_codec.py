@@ -282,10 +282,10 @@ _NONE: frozenset[bytes] = frozenset()
 
 
 def _ticker_gate(msg: TickerMessage, raw: bytes) -> bool:
-    mark = msg.data.mark_price
-    if mark.__class__ is Decimal and not mark > 0:  # UNSET and None skip it
+    if market_suspect(raw, 1 if msg.cs is None else 2, _TICKER_SIGNED):  # ts, cs
         return True
-    return market_suspect(raw, 1 if msg.cs is None else 2, _TICKER_SIGNED)  # ts, cs
+    mark = msg.data.mark_price  # finite now: a NaN would have shown as `nan` (and `NaN > 0` raises)
+    return mark.__class__ is Decimal and not mark > 0  # UNSET and None skip it
 
 
 def _book_gate(msg: OrderbookMessage, raw: bytes) -> bool:
@@ -322,6 +322,9 @@ _GATES: dict[type, Callable[[Any, bytes], bool]] = {
     LiquidationMessage: _liquidation_gate,
     OldLiquidationMessage: _liquidation_gate,
 }
+# Untyped, for telling strings from bare numbers: floats as Decimal, so that `1e999` (out of a float's range,
+# which msgspec refuses untyped) still decodes, as what it is: not a string.
+_UNTYPED = msgspec.json.Decoder(float_hook=Decimal)
 _WALKED = (
     PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage,
 )  # fmt: skip
@@ -337,7 +340,7 @@ def _vet(msg: Any, data: bytes | str, topic: str) -> None:
         return
     # The untyped decode tells a decimal string from a bare number; the typed decode already passed, so it
     # is valid JSON.
-    bad = check_values(msg, msgspec.json.decode(raw))
+    bad = check_values(msg, _UNTYPED.decode(raw))
     if bad is not None:
         raise DecodeError(f"{topic}: {bad}")
 

@@ -370,7 +370,7 @@ def _decimal_problem(dec: Decimal, raw: Any, noun: Noun | None, positive: bool) 
     if positive and not dec > 0:
         return f"expected a positive {noun}"
     if noun is not None and dec < 0:
-        return f"expected a {noun} >= 0"
+        return f"expected {'an' if noun[0] in 'aeiou' else 'a'} {noun} >= 0"
     return None
 
 
@@ -443,6 +443,8 @@ def explain(where: str, exc: Exception) -> str:
     path = path.rstrip("`").lstrip(".")
     if message.lower().startswith("invalid decimal"):  # msgspec says "Invalid decimal string" (0.18-0.23)
         message = "expected a decimal string"
+    elif message.lower().startswith("number out of range"):  # a bare 1e999, refused before any hook runs
+        message = "a bare number out of range (money fields are decimal strings)"
     if message[:1].isupper() and not message[1:2].isupper():
         message = message[0].lower() + message[1:]
     return f"{where}: {path}: {message}" if path else f"{where}: {message}"
