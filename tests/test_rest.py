@@ -176,6 +176,14 @@ def test_parses_the_docs_answer() -> None:
         (200, rest_body("inverse", [{"symbol": "BTCUSD"}]), "size"),
         (200, b'{"retCode":"0"}', "retCode"),
         (200, rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "1", 1) | {"seq": "x1"}]), "seq"),
+        (200, rest_body("inverse", [rest_row("BTCUSD", "Buy", "-5", "1", 1)]), "result.list[0].size"),
+        (200, rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "-1", 1, mark="1")]), "avgPrice"),
+        (
+            200,
+            rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "1", 1) | {"markPrice": 1e300}]),
+            "markPrice",
+        ),
+        (200, rest_body("inverse", [rest_row("BTCUSD", "", "3", "1", 1)]), "result.list[0]"),
     ],
     ids=[
         "transport",
@@ -189,6 +197,10 @@ def test_parses_the_docs_answer() -> None:
         "no-size",
         "type",
         "seq",
+        "negative-size",
+        "negative-avg",
+        "bare-number",
+        "side-disagrees",
     ],
 )
 def test_bad_answers_raise_snapshot_error(status: int, body: bytes, needle: str) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import msgspec
 
 from ._account import OwnMark, to_position
-from ._codec_fields import DecimalOrNone, check_finite, dec_hook, explain
+from ._codec_fields import RULES, DecimalOrNone, FieldRules, check_values, dec_hook, explain
 from ._codec_private import PositionRow
 from ._config import Credentials, Link
 from ._events import FetchPositions, Position, RestRequest
@@ -113,6 +113,12 @@ class _Row(PositionRow, frozen=True, kw_only=True):
     seq: int | str = -1  # type: ignore[assignment]  # REST's docs allow "-1" as a string
 
 
+# A REST row obeys the stream row's number rules (docs/operations.md, "The liveness guarantee", item 4), and
+# its `avgPrice` is a price.
+_WS = RULES[PositionRow]
+RULES[_Row] = FieldRules({**_WS.nonneg, "avg_price": "price"}, _WS.signed, _WS.positive, _WS.check)
+
+
 class _Result(msgspec.Struct, rename="camel"):
     list: tuple[_Row, ...] = ()
     next_page_cursor: str = ""
@@ -153,9 +159,13 @@ def parse_page(request: RestRequest, status: int, body: bytes, now: float) -> Po
     category = result.category or request.category
     if category != request.category:
         raise SnapshotError(f"asked for category {request.category!r}, got {category!r}")
-    bad = check_finite(result)
-    if bad is not None:
-        raise SnapshotError(f"{bad}: expected a finite decimal of sensible scale")
+    # One bad row fails the whole page (and the round retries): skipping it would let the reconciliation
+    # close a position the venue still holds. `raw` tells a decimal string from a bare JSON number.
+    raw = msgspec.json.decode(body)["result"].get("list") or ()
+    for i, row in enumerate(result.list):
+        bad = check_values(row, raw[i] if i < len(raw) else None, f"result.list[{i}]")
+        if bad is not None:
+            raise SnapshotError(bad)
     rows = []
     for row in result.list:
         position = to_position(category, row, row.avg_price)
