@@ -417,6 +417,21 @@ def test_deltas_for_a_symbol_that_never_had_a_snapshot_ask_for_one() -> None:
     assert plane.dp.ticker("BTCUSDT") is None
 
 
+def test_a_new_subscriptions_snapshot_is_taken_whatever_its_cs() -> None:
+    """A ticker released and subscribed again keeps its state meanwhile; that state may hold a poisoned cs."""
+    plane = Plane()
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "100", ts=10, cs=10**9))
+    assert _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "101", ts=11, cs=7)) == []  # older: ignored
+    plane.dp.on_subscribed(Link.LINEAR, ("tickers.BTCUSDT",), 2.0)
+    [update] = _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "102", ts=12, cs=8), now=2.0)
+    assert update.snapshot and update.ticker.mark_price == D(102)
+    assert _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "103", ts=11, cs=7)) == []  # once only
+    # the ack and the first push may come in either order: deltas are never held back by the ack
+    plane.dp.on_subscribed(Link.LINEAR, ("tickers.BTCUSDT",), 3.0)
+    [update] = _feed(plane, Link.LINEAR, _btc_delta(9, 13, mark="104"), now=3.0)
+    assert update.ticker.mark_price == D(104) and plane.resubscribes == []
+
+
 def test_option_tickers_older_by_ts_also_reset() -> None:
     """Options have no cs and are snapshot-only: a run of snapshots older by ts is a reset too."""
     plane = Plane()

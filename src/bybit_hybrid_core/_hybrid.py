@@ -158,9 +158,14 @@ class DataPlane:
             self._join.mark_changed(link.category, symbol, now)
 
     def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
-        """The server confirmed `topics`. Tickers need nothing here: their first message is a snapshot;
-        the private `position` topic's ack starts the REST snapshot round (see `__init__`)."""
+        """The server confirmed `topics`. A ticker's next snapshot is then taken whatever its cs (the held
+        state may come from an earlier subscription); the private `position` topic's ack starts the REST
+        snapshot round (see `__init__`)."""
         self._now = now
+        if link.is_public:
+            for topic in topics:
+                if topic.startswith("tickers."):
+                    self._market.tickers.subscribed(link, topic.removeprefix("tickers."))
         if self._awaiting_position_ack and link is Link.PRIVATE and any(map(_is_position_topic, topics)):
             self._awaiting_position_ack = False
             self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)

@@ -4,7 +4,8 @@ Tickers. Linear and inverse send a snapshot, then deltas that carry only the cha
 param is not found in the message, then its value has not changed"); `""` is a value ("not applicable",
 decoded as None), not "unchanged", so it overwrites. Spot and option tickers are snapshot-only: every
 message replaces the state. Messages are ordered by `(cs, ts)` (by `ts` alone when either lacks `cs`, as
-options do); an older delta is ignored, and an older snapshot too unless the symbol awaits one. A delta before
+options do); an older delta is ignored, and an older snapshot too unless the symbol awaits one or was just
+(re)subscribed (the subscription's snapshot is taken whatever its `cs`). A delta before
 any snapshot is reported and fabricates nothing. After the link goes down every ticker it fed awaits its new
 snapshot: deltas are ignored until it arrives, and the join calls the mark stale meanwhile.
 
@@ -53,6 +54,7 @@ class TickerState:
         "awaiting_snapshot",
         "cs",
         "data",
+        "fresh",
         "last_at",
         "link",
         "mark",
@@ -69,6 +71,7 @@ class TickerState:
         self.cs = cs
         self.last_at = now  # when a message for the symbol was last accepted (monotonic `now`)
         self.awaiting_snapshot = False
+        self.fresh = False  # (re)subscribed: the next snapshot is the subscription's, taken whatever its cs
         self.older = 0  # messages in a row older than the state held
         self.mark: Decimal | None = None
         self.mark_ts: int | None = None  # exchange ms of the message that carried the current mark
@@ -94,7 +97,7 @@ class Tickers:
         key = (category, msg.data.symbol)
         state = self._state.get(key)
         snapshot = msg.type == "snapshot" or category in _SNAPSHOT_ONLY
-        if state is None or state.awaiting_snapshot:
+        if state is None or state.awaiting_snapshot or (snapshot and state.fresh):
             if not snapshot:
                 return self._rejected(link, msg, key, state is None, now), None
             self._waits.pop(key, None)
@@ -133,6 +136,14 @@ class Tickers:
         for key in [key for key, wait in self._waits.items() if wait.link is link and key not in self._state]:
             del self._waits[key]  # deltas before any snapshot: the new connection starts a new wait
         return symbols
+
+    def subscribed(self, link: Link, symbol: str) -> None:
+        """`tickers.{symbol}` was (re)subscribed on `link`: its snapshot comes next and is taken whatever its
+        cs (a held state from an earlier subscription may hold a poisoned one). Deltas are not held back:
+        the ack and the first push may arrive in either order."""
+        state = self._state.get((link.category, symbol))
+        if state is not None:
+            state.fresh = True
 
     def get(self, category: str, symbol: str) -> TickerState | None:
         return self._state.get((category, symbol))
