@@ -4,9 +4,13 @@ answers (served at one moment, delivered later), reconnects, pins and clock tick
 The model plays the exchange (the truth: open positions, seq per symbol, mark per symbol) and the core (it
 subscribes `wanted_topics()` and sends each new subscription its snapshot, the way Bybit does). It checks:
 
-* always: every event's `at` is the current time; per position key the emitted seq never decreases; no
-  `PositionUpdate` for a key between its `PositionClosed` and its next `PositionOpened`; after `tick` the
-  deadline is in the future;
+* always: every event's `at` is the current time; per position key the emitted seq never decreases (except
+  across a `TopicReset(topic="position")`); no `PositionUpdate` for a key between its `PositionClosed` and its
+  next `PositionOpened`; after `tick` the deadline is in the future;
+* never stuck: a ticker poisoned by one delta whose `cs` is far ahead gets a resubscribe (answered with a
+  snapshot) by its `out_of_order_reset`-th genuine delta; a position key poisoned by a push whose seq is far
+  ahead is reset (`TopicReset`, REST snapshot) by its `out_of_order_reset`-th genuine push; a resubscribe
+  that is lost (no snapshot comes) is asked again while deltas keep arriving;
 * once the streams settle (every link up, every snapshot request answered, grace periods over): the positions
   equal the truth; the wanted ticker topics are the symbols with an open position plus the pins; every open
   position's last `PositionUpdate` carries the latest mark sent for its symbol;
@@ -34,6 +38,7 @@ from bybit_hybrid_core._events import (
     PositionOpened,
     PositionUpdate,
     RestRequest,
+    TopicReset,
 )
 from bybit_hybrid_core._hybrid import DataPlane
 from test_hybrid_support import (
@@ -79,6 +84,11 @@ class JoinMachine(RuleBasedStateMachine):
         self.last_update: dict[PositionKey, PositionUpdate] = {}
         self.seen = 0
         self.actions: list[Any] = []
+        self.poisoned: dict[tuple[str, str], int] = {}  # ticker -> genuine deltas sent since its poisoning
+        self.poisoned_asks: dict[tuple[str, str], int] = {}  # ticker -> resubscribes asked before it
+        self.poisoned_keys: dict[PositionKey, int] = {}  # position key -> genuine pushes since its poisoning
+        self.lose_resubscribe = False  # the next resubscribe brings no snapshot
+        self.answered = 0  # resubscribe requests handled so far
 
     # ---------------------------------------------------------------------------------------- plumbing
 
@@ -95,6 +105,17 @@ class JoinMachine(RuleBasedStateMachine):
         op(self.plane.dp)
         self._collect()
         self._sync_subscriptions()
+        self._answer_resubscribes()
+
+    def _answer_resubscribes(self) -> None:
+        """What the core does with the plane's resubscribe requests: a fresh snapshot (unless one is lost)."""
+        while self.answered < len(self.plane.resubscribes):
+            link, topic, _ = self.plane.resubscribes[self.answered]
+            self.answered += 1
+            if self.lose_resubscribe:
+                self.lose_resubscribe = False
+            elif self.up[link] and topic in self.subscribed[link]:
+                self._subscribed_snapshot(link, topic)
 
     def _collect(self) -> None:
         for action in self.plane.actions:
@@ -108,6 +129,9 @@ class JoinMachine(RuleBasedStateMachine):
 
     def _check_event(self, event: Any) -> None:
         assert event.at == self.now
+        if isinstance(event, TopicReset) and event.topic == "position":
+            assert event.remedy == "snapshot"
+            self.emitted_seq.clear()  # the held seq was forgotten: the next one may be lower
         if isinstance(event, PositionOpened | PositionClosed | PositionUpdate):
             key = event.position.key if not isinstance(event, PositionUpdate) else event.key
             seq = event.position.seq if isinstance(event, PositionOpened) else event.seq
@@ -129,6 +153,8 @@ class JoinMachine(RuleBasedStateMachine):
         wanted = self.plane.dp.wanted_topics()
         for link in PUBLIC:
             new = wanted[link] - self.subscribed[link]
+            for topic in self.subscribed[link] - wanted[link]:
+                self.poisoned.pop((link.value, topic.removeprefix("tickers.")), None)  # unsubscribed: gone
             self.subscribed[link] = set(wanted[link])
             if self.up[link]:
                 for topic in sorted(new):
@@ -141,6 +167,7 @@ class JoinMachine(RuleBasedStateMachine):
         self.cs[sym] += 1
         msg = ticker_snapshot(symbol, str(self.mark[sym]), ts=self.ts, cs=self.cs[sym])
         self.sent_deltas[sym] = []
+        self.poisoned.pop(sym, None)
         now = self.now
 
         def subscribed(dp: DataPlane) -> None:
@@ -155,7 +182,15 @@ class JoinMachine(RuleBasedStateMachine):
         self.delivered.extend(rows)
         msg = position_message(*rows, creation=WALL0 + int(self.now * 1000))
         now = self.now
+        resets = len(self.plane.of(TopicReset))
         self._do(lambda dp: dp.on_message(Link.PRIVATE, msg, now))
+        reset = len(self.plane.of(TopicReset)) > resets
+        for key in {_key(row) for row in rows} & set(self.poisoned_keys):
+            self.poisoned_keys[key] += 1
+            if reset:
+                del self.poisoned_keys[key]  # (one key is poisoned at a time: see `poison_position`)
+            else:  # never stuck: by the out_of_order_reset-th genuine push the key is reset
+                assert self.poisoned_keys[key] < self.config.timings.out_of_order_reset, key
 
     def _row(self, key: PositionKey) -> dict[str, Any]:
         category, symbol, idx = key
@@ -243,9 +278,10 @@ class JoinMachine(RuleBasedStateMachine):
     def replay_old_push(self, data: st.DataObject) -> None:
         """A push arrives again after a newer one for its key got through: it must change nothing."""
         newest: dict[PositionKey, int] = {}
-        for row in self.delivered:
+        genuine = [row for row in self.delivered if row["seq"] < 10**9]  # not `poison_position`'s
+        for row in genuine:
             newest[_key(row)] = max(newest.get(_key(row), row["seq"]), row["seq"])
-        old = [row for row in self.delivered if row["seq"] < newest[_key(row)]]
+        old = [row for row in genuine if row["seq"] < newest[_key(row)]]
         if old:
             self._push_rows(data.draw(st.sampled_from(old)))
 
@@ -262,7 +298,47 @@ class JoinMachine(RuleBasedStateMachine):
         msg = ticker_delta(sym[1], ts=self.ts, cs=self.cs[sym], **fields)
         self.sent_deltas[sym].append(msg)
         now = self.now
+        if sym in self.poisoned:
+            self.poisoned[sym] += 1
         self._do(lambda dp: dp.on_message(link, msg, now))
+        # never stuck: by the out_of_order_reset-th genuine delta the plane asked for a snapshot (the model
+        # answers it at once, which ends the poisoning, unless it was lost)
+        if self.poisoned.get(sym, 0) >= self.config.timings.out_of_order_reset:
+            asked = self.plane.resubscribes[self.poisoned_asks[sym] :]
+            assert (link, topic) in [(link, topic) for link, topic, _ in asked], sym
+
+    @rule(sym=st.sampled_from(TRACKABLE), lose=st.booleans())
+    def poison_ticker(self, sym: tuple[str, str], lose: bool) -> None:
+        """The user's bug: one delta whose cs is far ahead of the real ones (it carries the true mark); and
+        maybe the resubscribe it leads to brings no snapshot."""
+        link, topic = Link(sym[0]), f"tickers.{sym[1]}"
+        if not (self.up[link] and topic in self.subscribed[link]) or sym in self.poisoned:
+            return
+        self.ts += 1
+        msg = ticker_delta(sym[1], ts=self.ts, cs=self.cs[sym] + 10**9, markPrice=str(self.mark[sym]))
+        self.poisoned[sym] = 0
+        self.poisoned_asks[sym] = len(self.plane.resubscribes)
+        self.lose_resubscribe = self.lose_resubscribe or lose
+        now = self.now
+        self._do(lambda dp: dp.on_message(link, msg, now))
+
+    @rule()
+    def resubscribe_lost(self) -> None:
+        """The next resubscribe request brings no snapshot (a lost subscribe, a silent server)."""
+        self.lose_resubscribe = True
+
+    @rule(key=st.sampled_from(KEYS))
+    def poison_position(self, key: PositionKey) -> None:
+        """One push whose seq is far ahead of the real ones (it states the true position)."""
+        if not self.up[Link.PRIVATE] or self.poisoned_keys:
+            return
+        row = self._row(key)
+        row["seq"] += 10**9
+        self.delivered.append(row)
+        msg = position_message(row, creation=WALL0 + int(self.now * 1000))
+        self.poisoned_keys[key] = 0
+        now = self.now
+        self._do(lambda dp: dp.on_message(Link.PRIVATE, msg, now))
 
     @rule(sym=st.sampled_from(list(SYMBOLS)), data=st.data())
     def replay_old_ticker(self, sym: tuple[str, str], data: st.DataObject) -> None:
@@ -370,10 +446,32 @@ class JoinMachine(RuleBasedStateMachine):
 
     # --------------------------------------------------------------------------------------- settling
 
+    def _unstick(self) -> None:
+        """Settling: what keeps coming on a live stream until every reset has fired (Bybit pushes an
+        unchanged position on every order placed, and a ticker delta every 100 ms)."""
+        for key in list(self.poisoned_keys):
+            while key in self.poisoned_keys:
+                self._push_rows(self._row(key))
+        for sym in TRACKABLE:
+            link, topic = Link(sym[0]), f"tickers.{sym[1]}"
+            if topic not in self.subscribed[link]:
+                continue
+            for _ in range(self.config.timings.out_of_order_reset + 2):
+                state = self.plane.dp._market.tickers.get(*sym)
+                if sym not in self.poisoned and (state is None or not state.awaiting_snapshot):
+                    break
+                self.advance(self.config.timings.topic_quiet_after)  # a lost resubscribe is asked again
+                self.ticker(sym, 0, True)
+            if topic not in self.subscribed[link]:
+                continue  # released meanwhile (grace over): a new subscription starts with a snapshot
+            state = self.plane.dp._market.tickers.get(*sym)
+            assert state is not None and not state.awaiting_snapshot and sym not in self.poisoned, topic
+
     @rule()
     def settle_and_check(self) -> None:
         for link in (Link.PRIVATE, *PUBLIC):
             self.link_up(link)
+        self._unstick()
         for _ in range(50):
             while self.pending or self.served:
                 while self.pending:
@@ -413,6 +511,11 @@ class JoinMachine(RuleBasedStateMachine):
             if self.up[link]:
                 for topic in self.subscribed[link]:
                     symbol = topic.removeprefix("tickers.")
+                    state = self.plane.dp._market.tickers.get(link.value, symbol)
+                    if (link.value, symbol) in self.poisoned or (
+                        state is not None and state.awaiting_snapshot
+                    ):
+                        continue  # until its resubscribe's snapshot: checked by `ticker` and `_unstick`
                     ticker = self.plane.dp.ticker(symbol, link.value)
                     assert ticker is not None and ticker.mark_price == self.mark[(link.value, symbol)], topic
 
