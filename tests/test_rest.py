@@ -272,7 +272,10 @@ def test_failures_back_off_exponentially_capped_and_re_sign() -> None:
         assert retry.request.id > request.id and retry.request.settle_coin == "USDT"
         assert dict(retry.request.headers)["X-BAPI-TIMESTAMP"] == str(WALL0 + int(now * 1000))
         request = retry.request
-    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
+    # doubling from 1 s, capped at 5 s, each wait jittered within its step's upper half (seeded)
+    steps = [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert all(step / 2 <= delay <= step for step, delay in zip(steps, delays, strict=True)), delays
+    assert delays != steps and len(set(delays)) == len(delays)
     # success resets the backoff; the other category still completes on its own
     plane.dp.positions_snapshot(request, 200, rest_body("linear", []), now, WALL0)
     plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), now, WALL0)
