@@ -306,3 +306,26 @@ def test_clock_before_start_is_a_usage_error() -> None:
         assert "start" in str(exc)
     else:
         raise AssertionError("clock() before start() must raise")
+
+
+def test_a_snapshot_retry_after_clock_is_signed_with_the_corrected_time() -> None:
+    from bybit_hybrid_core import FetchPositions, SnapshotFailed
+    from helpers import WALL_MS
+
+    session = Session(Config(credentials=CREDS, categories=()), auto_connect=True)
+    session.start()
+    fetch = next(a for a in session.actions if isinstance(a, FetchPositions))
+    stepped = WALL_MS + 7_200_000
+    session.core.clock(session.now, stepped)
+    session.actions.clear()
+    session.core.positions_snapshot(fetch.request, 503, b"busy", session.now)
+    session.pump()
+    (failed,) = session.of(SnapshotFailed)
+    session.advance(failed.retry_in)
+    retry = next(
+        a
+        for a in session.actions
+        if isinstance(a, FetchPositions) and a.request.settle_coin == fetch.request.settle_coin
+    )
+    stamp = int(dict(retry.request.headers)["X-BAPI-TIMESTAMP"])
+    assert stepped <= stamp <= stepped + int(failed.retry_in * 1000) + 1  # no reconnect needed

@@ -269,8 +269,11 @@ class HybridCore:
     def _resubscribe(self, link: Link, topic: str, reason: str) -> None:
         """The data plane lost track of `topic` on `link` (a reset, a broken book): a fresh snapshot."""
         conn = self._links.get(link)
-        if conn is not None:
-            conn.resubscribe(topic, self._now, reason)
+        if conn is None or not conn.resubscribe(topic, self._now, reason):
+            # Not confirmed on a LIVE link (its subscribe is still in flight, or the link is going down):
+            # the snapshot that subscription brings is awaited; say so, since no TopicReset will.
+            detail = f"{topic}: {reason}; awaiting the snapshot of its pending subscription"
+            self.emit(ProtocolProblem(link=link, at=self._now, detail=detail[:300]))
 
     def _require_started(self, what: str) -> None:
         if not self._started:

@@ -182,6 +182,7 @@ class DataPlane:
     def tick(self, now: float, wall_ms: int) -> None:
         """Run the timers that are due: ticker release grace, stale marks, conflation, snapshot retries."""
         self._now = now
+        self._wall_origin = wall_ms - now * 1000.0  # follows `HybridCore.clock()` when the wall clock moved
         deadline = self.deadline()
         if deadline is None or deadline > now:
             return  # the common case: the core calls this on every input (docs/performance.md)
