@@ -7,6 +7,7 @@ provoked without network traffic by replacing `socket.create_connection` in-proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,63 @@ def test_ctrl_c_and_sigterm_exit_cleanly(argv: list[str], sig: signal.Signals) -
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def _stop_handlers_installed(pid: int) -> bool:
+    """Whether `pid` catches both SIGINT and SIGTERM (Linux: the SigCgt mask of /proc/PID/status)."""
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16) & wanted == wanted
+    return False
+
+
+def _stop_during_startup(argv: list[str], sig: signal.Signals, when: float | str, ignored: bool) -> str:
+    """Start `bybit-hybrid ARGV`, send `sig` at `when` ("line": on the first stdout line; a number: that
+    many seconds after its stop handlers are in), and return what went wrong ("" if it exited 0 cleanly).
+    `ignored`: started the way a script's `cmd &` is, with SIGINT inherited as ignored."""
+    command = [*PYTHON, "bybit_hybrid", *argv]
+    if ignored:
+        command = ["/bin/sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )  # fmt: skip
+    assert proc.stdout is not None
+    if when == "line":
+        proc.stdout.readline()
+    else:  # as soon as the program can act on a signal: before that, it is Python starting up
+        while not _stop_handlers_installed(proc.pid) and proc.poll() is None:
+            time.sleep(0.0005)
+        time.sleep(float(when))
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)  # a hang guard only: a stop takes well under a second
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        return f"{sig.name} at {when} (SIGINT ignored: {ignored}): still running\n{err}"
+    if proc.returncode != 0 or "Traceback" in err:
+        return f"{sig.name} at {when} (SIGINT ignored: {ignored}): exit {proc.returncode}\n{err}"
+    return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="watches /proc/PID/status (Linux)")
+@pytest.mark.parametrize("argv", [["demo"], ["sim", "--port", "0"]])
+def test_a_stop_signal_at_any_point_of_startup_exits_0(argv: list[str]) -> None:
+    """SIGINT and SIGTERM from the moment the handlers are in (while the parser is built, the exchange
+    starts, the stream dials) to the first output line all end the command with 0, also when SIGINT
+    came in ignored: `bybit-hybrid sim &` in a script or a CI step ignored `kill -INT` for good."""
+    points = [
+        (sig, when, ignored)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        for when in (0.0, 0.005, 0.03, 0.1, 0.3, "line")
+        for ignored in (False, True)
+        if not (ignored and sig == signal.SIGTERM and when not in (0.0, "line"))
+    ]
+    with ThreadPoolExecutor(8) as pool:  # several at once: a loaded machine is part of the point
+        failures = [f for f in pool.map(lambda p: _stop_during_startup(argv, *p), points) if f]
+    assert not failures, "\n\n".join(failures)
 
 
 def test_position_board_renders_marks_pnl_age_and_links() -> None:

@@ -18,6 +18,7 @@ from bybit_hybrid_core._events import Event
 from bybit_hybrid_core._health import LinkStatus
 
 from ._cli_errors import EXIT_OK, EXIT_USAGE, CliError, StartupWatch
+from ._cli_signals import raise_if_stopped, shielded
 from ._cli_view import JsonLines, Screen
 from .threaded import HybridStream
 
@@ -134,10 +135,11 @@ class LiveRun:
 
     def run(self) -> int:
         self.started = self.board.origin = time.monotonic()
-        self.stream.start()
         screen = Screen(self.out) if self.tty else None
         end = None if self.duration is None else self.started + self.duration
         try:
+            with shielded():  # its threads never take Ctrl-C (one pressed meanwhile is seen right after)
+                self.stream.start()
             with _tapped_logs() as tap:
                 self._loop(screen, end, tap)
         finally:
@@ -149,6 +151,7 @@ class LiveRun:
     def _loop(self, screen: Screen | None, end: float | None, tap: _LogTap) -> None:
         next_draw = time.monotonic()
         while True:
+            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
             now = time.monotonic()
             if end is not None and now >= end:
                 return

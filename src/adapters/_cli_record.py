@@ -32,6 +32,7 @@ from bybit_hybrid_core._errors import LocalProtocolError
 from bybit_hybrid_core._events import Dial, Event, FetchPositions, Hangup, RestRequest, Send
 
 from ._cli_errors import EXIT_FAILURE, EXIT_OK, CliError
+from ._cli_signals import raise_if_stopped
 
 __all__ = ["FORMAT", "RecordingCore", "Replay", "read_records", "run_replay"]
 
@@ -221,6 +222,7 @@ class Replay:
 
     def run(self, records: list[dict[str, Any]]) -> None:
         for number, record in enumerate(records, 2):
+            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
             t = float(record["t"])
             self._timers(t)
             try:

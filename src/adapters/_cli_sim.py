@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from ._cli_errors import EXIT_NETWORK, EXIT_OK, CliError
+from ._cli_signals import raise_if_stopped, shielded
 from .server import ServedExchange
 
 __all__ = ["COMMANDS_HELP", "SimShell", "run_sim", "serve"]
@@ -42,6 +43,7 @@ commands (one per line on stdin; each answers 'ok: ...' or 'error: ...'):
   quit                                        stop serving and exit 0
 LINK: private, linear, inverse, spot, option, public (every public link) or all."""
 
+_POLL = 0.2  # seconds the command loop waits at most before it looks for a stop signal again
 _LINKS = ("private", "linear", "inverse", "spot", "option", "public", "all")
 _CATEGORIES = ("linear", "inverse", "spot", "option")
 
@@ -294,21 +296,25 @@ def run_sim(args: Any, stdin: IO[str] | None = None, out: IO[str] | None = None)
 def _serve(shell: SimShell, stdin: IO[str], out: IO[str], duration: float | None) -> None:
     """Run commands until quit, --duration, or Ctrl-C; after EOF on stdin just keep serving."""
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-    threading.Thread(target=_read_lines, args=(stdin, lines), name="sim-stdin", daemon=True).start()
+    reader = threading.Thread(target=_read_lines, args=(stdin, lines), name="sim-stdin", daemon=True)
+    with shielded():  # Ctrl-C must reach this thread, not the reader's
+        reader.start()
     end = None if duration is None else time.monotonic() + duration
     while True:
+        raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
         left = None if end is None else end - time.monotonic()
         if left is not None and left <= 0:
             return
-        try:
-            line = lines.get(timeout=left)
+        try:  # a bounded wait, so that a stop signal is acted on within _POLL
+            line = lines.get(timeout=_POLL if left is None else min(_POLL, left))
         except queue.Empty:
-            return
+            continue
         if line is None:
             print(
                 "stdin closed: serving until Ctrl-C" + (" or --duration" if end else ""), file=out, flush=True
             )
             while end is None or time.monotonic() < end:
+                raise_if_stopped()
                 time.sleep(0.2 if end is None else max(0.0, min(0.2, end - time.monotonic())))
             return
         if line.strip().lower() in ("quit", "exit"):

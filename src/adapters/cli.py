@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ._cli_errors import EXIT_CODES_HELP, EXIT_OK, CliError
+from ._cli_signals import raise_if_stopped, stop_signals
 
 __all__ = ["build_parser", "main"]
 
@@ -255,47 +255,34 @@ def _check_numbers(args: Any) -> None:
         raise CliError(f"--port must be between 0 and 65535, got {port}")
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops as cleanly as Ctrl-C (sockets closed, threads joined)."""
-    if sys.platform == "win32" or not _in_main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (see `EXIT_CODES_HELP`)."""
+    """Run the command line; returns the exit code (see `EXIT_CODES_HELP`).
+
+    Ctrl-C (SIGINT) and SIGTERM end every command with 0 from here on, also when SIGINT was inherited as
+    ignored (`bybit-hybrid sim &` in a script): the handlers record them and each command's loop stops
+    (see `_cli_signals`)."""
+    try:
+        with stop_signals():
+            return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C is how the live commands are meant to end
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed by argparse)
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
-        with _sigterm_as_interrupt():
-            _check_numbers(args)
-            code: int = args.run(args)
-            sys.stdout.flush()
-            return code
+        _check_numbers(args)
+        raise_if_stopped()  # a signal while the parser was built
+        code: int = args.run(args)
+        sys.stdout.flush()
+        return code
     except CliError as exc:
         print(exc.line(), file=sys.stderr, flush=True)
         return exc.code
-    except KeyboardInterrupt:  # Ctrl-C is how the live commands are meant to end
-        return EXIT_OK
     except BrokenPipeError:  # `... | head`: the reader left; say nothing more
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import ssl
 import tempfile
 import threading
@@ -99,6 +100,7 @@ class ServedExchange:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stop_asked = threading.Event()  # seen by the thread even before its loop exists
         self._failure: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -125,22 +127,30 @@ class ServedExchange:
     def start(self) -> ServedExchange:
         if self._thread is not None:
             raise RuntimeError("ServedExchange is already started")
-        if self.tls:
-            self._make_certificate()
         self._thread = threading.Thread(target=self._main, name="served-exchange", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._failure is not None or not self._ready.is_set():
+        try:
+            if self.tls:
+                self._make_certificate()
+            _start_unsignalled(self._thread)
+            self._ready.wait(10)
+        except BaseException:  # e.g. Ctrl-C while starting: leave no thread or certificate behind
+            self.stop()
+            raise
+        if self._failure is not None or not self._ready.is_set() or self._stop_asked.is_set():
             self.stop()
             raise RuntimeError(f"ServedExchange could not start: {self._failure!r}")
         log.info("FakeExchange served at %s and %s (CA file: %s)", self.ws_url, self.rest_url, self.ca_file)
         return self
 
     def stop(self) -> None:
-        """Close every socket, stop the thread and remove the certificate files. Idempotent."""
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
+        """Close every socket, stop the thread and remove the certificate files. Idempotent; prompt at any
+        point of `start()` too (the thread looks at `_stop_asked` once its loop is up)."""
+        self._stop_asked.set()
+        loop = self._loop
+        if loop is not None and self._thread is not None and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the thread is ending
+                loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join(10)
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -212,13 +222,16 @@ class ServedExchange:
             asyncio.run(self._serve())
         except BaseException as exc:  # reported to start(); a server thread must not die silently
             self._failure = exc
-            self._ready.set()
+        finally:
+            self._ready.set()  # start() waits no longer once this thread is done, however it ended
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._loop = asyncio.get_running_loop()  # last: stop() may look at _stopping once this is set
+        if self._stop_asked.is_set():  # stop() came before the loop was there to be told
+            return
         await self._listen()
         timers = asyncio.create_task(self._timers())
         self._ready.set()
@@ -337,6 +350,23 @@ class ServedExchange:
                 self._frozen.discard(conn)
                 self.exchange.disconnected(conn, self._now())
                 self._kick()
+
+
+def _start_unsignalled(thread: threading.Thread) -> None:
+    """Start `thread` with SIGINT and SIGTERM blocked in it and in every thread it starts.
+
+    Python runs signal handlers in the main thread only, but the kernel hands a process signal to any
+    thread that does not block it; one that lands here would set Python's flag without waking a main
+    thread asleep in a lock or a queue (e.g. `bybit-hybrid sim` waiting for a command line)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        thread.start()
+        return
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def main(argv: list[str] | None = None) -> None:
