@@ -23,7 +23,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from bybit_hybrid_core._codec import _vet, decode
+from bybit_hybrid_core._codec.frames import _vet, decode
 
 SAMPLES = Path(
     os.environ.get("BYBIT_SAMPLES_DIR", Path(__file__).resolve().parents[2] / "shared" / "bybit-v5-samples")

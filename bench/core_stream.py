@@ -26,8 +26,8 @@ from wsproto.events import AcceptConnection, Request, TextMessage
 from bybit_hybrid_core._config import Config, Credentials, Link, Timings
 from bybit_hybrid_core._core import HybridCore
 from bybit_hybrid_core._events import FetchPositions, Send
-from bybit_hybrid_core.testing._exchange_replies import auth_reply, dumps, pong_reply, subscribe_reply
-from bybit_hybrid_core.testing._venue import Venue
+from bybit_hybrid_core.testing._exchange.replies import auth_reply, dumps, pong_reply, subscribe_reply
+from bybit_hybrid_core.testing._venue.venue import Venue
 
 __all__ = ["FAMILIES", "POSITION", "Entry", "Stream", "framer", "live_core", "make_stream"]
 

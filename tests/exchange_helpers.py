@@ -21,8 +21,8 @@ from wsproto.events import (
 )
 
 from bybit_hybrid_core._events import Position, PositionKey
-from bybit_hybrid_core.testing._exchange import FakeExchange
-from bybit_hybrid_core.testing._exchange_conn import ServerClose, ServerSend
+from bybit_hybrid_core.testing._exchange.conn import ServerClose, ServerSend
+from bybit_hybrid_core.testing._exchange.exchange import FakeExchange
 
 KEY, SECRET = "test-key", "test-secret"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

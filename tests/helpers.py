@@ -24,7 +24,7 @@ from wsproto.events import (
 from bybit_hybrid_core._config import Config, Link
 from bybit_hybrid_core._core import HybridCore
 from bybit_hybrid_core._events import Action, Dial, Event, Hangup, Output, Send
-from bybit_hybrid_core._subs import private_family
+from bybit_hybrid_core._link.subs import private_family
 from repo_paths import SAMPLES
 
 __all__ = ["WALL_MS", "FakeBybit", "Session", "sample", "sample_text"]

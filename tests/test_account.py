@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 
-from bybit_hybrid_core._account import Change, PositionBook, is_flat, to_position
 from bybit_hybrid_core._config import Link
 from bybit_hybrid_core._events import (
     ExecutionUpdate,
@@ -20,7 +19,8 @@ from bybit_hybrid_core._events import (
     ProtocolProblem,
     WalletUpdate,
 )
-from bybit_hybrid_core._hybrid_pnl import pnl_pct, unrealised_pnl
+from bybit_hybrid_core._plane.account import Change, PositionBook, is_flat, to_position
+from bybit_hybrid_core._plane.pnl import pnl_pct, unrealised_pnl
 from test_hybrid_support import Plane, decoded, position_message, position_row, sample
 
 D = Decimal

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from bybit_hybrid_core import _codec
-from bybit_hybrid_core._codec import (
+from bybit_hybrid_core._codec import frames as _codec
+from bybit_hybrid_core._codec.frames import (
     AuthReply,
     ExecutionMessage,
     FastExecutionMessage,

@@ -13,7 +13,7 @@ import pytest
 from wsproto.events import CloseConnection, Ping, Pong, TextMessage
 
 from bybit_hybrid_core import Credentials
-from bybit_hybrid_core.testing._exchange import FakeExchange
+from bybit_hybrid_core.testing._exchange.exchange import FakeExchange
 from exchange_helpers import KEY, SECRET, Client, Net, StubVenue
 
 SIGNER = Credentials(KEY, SECRET)

@@ -40,7 +40,7 @@ from bybit_hybrid_core._events import (
     RestRequest,
     TopicReset,
 )
-from bybit_hybrid_core._hybrid import DataPlane
+from bybit_hybrid_core._plane.plane import DataPlane
 from test_hybrid_support import (
     WALL0,
     Plane,

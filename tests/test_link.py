@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bybit_hybrid_core._errors import LocalProtocolError
-from bybit_hybrid_core._link import (
+from bybit_hybrid_core._link.policy import Backoff, DialBudget, auth_hint, handshake_hint, url_host
+from bybit_hybrid_core._link.states import (
     CALLER_INPUTS,
     REMOTE_INPUTS,
     TRANSITIONS,
@@ -18,7 +19,6 @@ from bybit_hybrid_core._link import (
     LinkState,
     LinkStateMachine,
 )
-from bybit_hybrid_core._link_policy import Backoff, DialBudget, auth_hint, handshake_hint, url_host
 
 # ------------------------------------------------------------------------------------------- the table
 
@@ -157,7 +157,7 @@ def test_dial_budget_never_exceeds_its_limit_in_any_window(gaps: list[float], li
 
 def test_the_private_link_needs_credentials() -> None:
     from bybit_hybrid_core._config import Link, Timings
-    from bybit_hybrid_core._link_conn import LinkConnection
+    from bybit_hybrid_core._link.connection import LinkConnection
 
     with pytest.raises(LocalProtocolError, match="credentials"):
         LinkConnection(

@@ -20,7 +20,7 @@ from bybit_hybrid_core._events import (
     TickerUpdate,
     TopicData,
 )
-from bybit_hybrid_core._market_book import book_depth
+from bybit_hybrid_core._plane.books import book_depth
 from test_hybrid_support import Plane, decoded, sample, ticker_delta, ticker_snapshot
 
 D = Decimal

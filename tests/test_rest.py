@@ -19,7 +19,7 @@ from bybit_hybrid_core._events import (
     RestRequest,
     SnapshotFailed,
 )
-from bybit_hybrid_core._rest import (
+from bybit_hybrid_core._plane.rest import (
     SnapshotError,
     build_request,
     categories_requests,

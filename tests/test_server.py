@@ -14,7 +14,7 @@ from bybit_hybrid.rest import fetch_sync
 from bybit_hybrid.server import ServedExchange
 
 from bybit_hybrid_core._config import Credentials
-from bybit_hybrid_core._rest import build_request
+from bybit_hybrid_core._plane.rest import build_request
 
 
 def signed(served: ServedExchange, secret: str) -> tuple[int, bytes]:

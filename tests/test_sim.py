@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from bybit_hybrid_core import Config, Credentials, Endpoints, Link, Timings
-from bybit_hybrid_core._codec import decode
+from bybit_hybrid_core._codec.frames import decode
 from bybit_hybrid_core._events import (
     AuthFailed,
     Event,
@@ -389,7 +389,7 @@ def test_stale_timer_at_the_float_boundary_does_not_livelock_the_join() -> None:
     """Found by `Simulation(seed=5, faults=0.2)`: a ticker at 13.705 and a tick at 18.705 s. 18.705 - 13.705
     is 4.999999999999998 < stale_mark_after (5.0), so the stale timer is re-armed at 13.705 + 5.0 == 18.705,
     which `Deadlines.due(18.705)` yielded again, forever. Fixed: staleness and the timer use one float sum."""
-    from bybit_hybrid_core._hybrid import DataPlane
+    from bybit_hybrid_core._plane.plane import DataPlane
 
     wall = 1_767_225_600_000
     events: list[object] = []

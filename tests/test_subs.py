@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._subs import (
+from bybit_hybrid_core._link.subs import (
     MAX_ARGS_PER_REQUEST,
     OPTION_MAX_ARGS,
     PUBLIC_MAX_ARG_CHARS,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bybit_hybrid_core._codec import (
+from bybit_hybrid_core._codec.frames import (
     ExecutionMessage,
     FastExecutionMessage,
     OrderMessage,
@@ -21,8 +21,8 @@ from bybit_hybrid_core._codec import (
 )
 from bybit_hybrid_core._errors import LocalProtocolError
 from bybit_hybrid_core._events import Position, PositionKey, RestRequest
-from bybit_hybrid_core._rest import parse_page
-from bybit_hybrid_core.testing._venue import OrderRejected, Venue
+from bybit_hybrid_core._plane.rest import parse_page
+from bybit_hybrid_core.testing._venue.venue import OrderRejected, Venue
 from repo_paths import SAMPLES
 
 Json = dict[str, Any]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bybit_hybrid_core._codec import (
+from bybit_hybrid_core._codec.frames import (
     KlineMessage,
     LiquidationMessage,
     OrderbookMessage,
@@ -18,7 +18,7 @@ from bybit_hybrid_core._codec import (
     decode,
 )
 from bybit_hybrid_core._errors import LocalProtocolError
-from bybit_hybrid_core.testing._venue import Venue
+from bybit_hybrid_core.testing._venue.venue import Venue
 from repo_paths import SAMPLES
 
 Json = dict[str, Any]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bybit_hybrid_core._errors import LocalProtocolError
-from bybit_hybrid_core._wire import (
+from bybit_hybrid_core._link.wire import (
     MAX_MESSAGE_CHARS,
     Wire,
     WireClosed,

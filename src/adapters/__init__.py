@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bybit_hybrid_core._config import Config, Credentials, Endpoints, Link, Timings
+from bybit_hybrid_core import Config, Credentials, Endpoints, Link, Timings
 
 from ._queue import CallbackFailed
 

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._events import (
+from bybit_hybrid_core import (
     Authenticated,
     AuthFailed,
     Event,
     HandshakeRefused,
+    Link,
     LinkDown,
     LinkUp,
     Position,

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bybit_hybrid_core._config import Config, Credentials, Endpoints, Environment, Timings
-from bybit_hybrid_core._errors import LocalProtocolError
+from bybit_hybrid_core import Config, Credentials, Endpoints, Environment, LocalProtocolError, Timings
 
 from ._net import client_ssl_context
 

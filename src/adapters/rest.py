@@ -16,7 +16,7 @@ import ssl
 
 import h11
 
-from bybit_hybrid_core._events import RestRequest
+from bybit_hybrid_core import RestRequest
 
 from ._net import Target, anyio_connect, describe, target
 

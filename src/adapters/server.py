@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bybit_hybrid_core._config import Endpoints
+from bybit_hybrid_core import Endpoints
 
 __all__ = ["ServedExchange", "main"]
 

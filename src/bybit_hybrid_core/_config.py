@@ -117,6 +117,11 @@ class Credentials:
         self.api_key = api_key
         self.__secret = api_secret.encode()
 
+    @property
+    def masked_key(self) -> str:
+        """The API key as logs may show it: its first four characters and its length ('AbCd…(18)')."""
+        return mask(self.api_key)
+
     def sign(self, message: str) -> str:
         """Lower-case hex HMAC-SHA256 of `message` keyed with the secret (BYBIT_V5.md section 2)."""
         return hmac.new(self.__secret, message.encode(), hashlib.sha256).hexdigest()

@@ -39,11 +39,8 @@ from ._config import CATEGORIES, MAX_SHARDS, Config, Link
 from ._errors import LocalProtocolError
 from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
 from ._health import LinkStatus
-from ._hybrid import DataPlane
-from ._link import Input
-from ._link_conn import LinkConnection
-from ._link_policy import DialBudget
-from ._subs import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, private_family
+from ._link import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, DialBudget, Input, LinkConnection, private_family
+from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
 

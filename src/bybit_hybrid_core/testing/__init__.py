@@ -9,9 +9,15 @@
 See docs/testing.md.
 """
 
-from ._exchange import DEFAULT_START_MS, FakeExchange, VenueLike
-from ._exchange_conn import ServerAction, ServerClose, ServerSend
-from ._exchange_ops import ExchangeFaults
+from ._exchange import (
+    DEFAULT_START_MS,
+    ExchangeFaults,
+    FakeExchange,
+    ServerAction,
+    ServerClose,
+    ServerSend,
+    VenueLike,
+)
 from ._sim import Simulation, SimulationStuck
 from ._sim_chaos import FAULTS, Chaos
 from ._venue import OrderRejected, Venue

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 from .._config import Config, Credentials, Link
 from .._core import HybridCore
 from .._events import Action, Dial, Event, FetchPositions, Hangup, PositionKey, PositionUpdate, Send
-from ._exchange import DEFAULT_START_MS, FakeExchange, VenueLike
-from ._exchange_conn import ServerAction, ServerClose, ServerSend
+from ._exchange import DEFAULT_START_MS, FakeExchange, ServerAction, ServerClose, ServerSend, VenueLike
 from ._sim_chaos import Chaos
 
 __all__ = ["Simulation", "SimulationStuck"]

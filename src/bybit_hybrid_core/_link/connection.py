@@ -1,0 +1,475 @@
+"""One link across its sockets: the `_link` state machine driven by wire events, replies and timers.
+
+See the theory of operation in `_link.py`; this module is its plumbing: it owns the link's `Wire` (one per
+socket), its `LinkSubs`, its `Deadlines` and its counters, and turns everything into events and actions
+through the `LinkHost` (the core).
+"""
+
+from __future__ import annotations
+
+import re
+from random import Random
+
+from .._codec import (
+    AuthReply,
+    OpReply,
+    Pong,
+    SubscribeReply,
+    TradeReply,
+    decode,
+    encode_auth,
+    encode_ping,
+    encode_subscribe,
+    encode_unsubscribe,
+)
+from .._config import Credentials, Link, Timings, mask
+from .._errors import DecodeError, LocalProtocolError
+from .._events import (
+    Authenticated,
+    AuthFailed,
+    Dial,
+    HandshakeRefused,
+    Hangup,
+    LinkConnected,
+    LinkDown,
+    LinkUp,
+    ProtocolProblem,
+    Send,
+    Subscribed,
+    SubscriptionFailed,
+    TopicReset,
+    Unsubscribed,
+)
+from .._health import LinkCounters
+from .._timers import Deadlines
+from .policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
+from .states import Input, LinkHost, LinkState, LinkStateMachine, misuse
+from .subs import LinkSubs, SubsConfirmed, SubsOutcome, SubsProblem, SubsRejected, SubsRemoved
+from .wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireText, WireUpgraded
+
+__all__ = ["LinkConnection"]
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong", "retry", "watch")
+# Topics with a cadence the watchdog can hold the venue to: tickers push every 100 ms (spot 50 ms,
+# BYBIT_V5.md section 5). Books deeper than level 1 push only on change, trades only on trades, and private
+# topics only on account activity, so silence there proves nothing.
+_WATCHED_PREFIX = "tickers."
+
+
+class LinkConnection:
+    """One link across its sockets: the state machine plus its wire, subscriptions, timers and counters."""
+
+    def __init__(
+        self,
+        link: Link,
+        url: str,
+        timings: Timings,
+        credentials: Credentials | None,
+        host: LinkHost,
+        budget: DialBudget,
+        rng: Random,
+    ) -> None:
+        if link is Link.PRIVATE and credentials is None:
+            raise LocalProtocolError("the private link needs Config(credentials=Credentials(key, secret))")
+        self.link = link
+        self.url = url
+        self.host_name = url_host(url)
+        self.machine = LinkStateMachine()
+        self.subs = LinkSubs(link, host.next_req_id, timings, rng)
+        self.counters = LinkCounters()
+        self.timers = Deadlines()
+        self._t = timings
+        self._credentials = credentials if link is Link.PRIVATE else None
+        self._host = host
+        self._budget = budget
+        self._backoff = Backoff(timings.backoff_base, timings.backoff_cap, rng)
+        self._rng = rng
+        self._auth_failures = 0
+        self._wire: Wire | None = None
+        self._ping_sent_at: float | None = None
+        self._had_socket = False
+        self._last_push: dict[str, float] = {}  # topic -> when its last message arrived (this connection)
+        self._nudged: dict[str, float] = {}  # quiet topic -> when it was resubscribed for that
+
+    @property
+    def state(self) -> LinkState:
+        return self.machine.state
+
+    def deadline(self) -> float | None:
+        return self.timers.earliest()
+
+    # ------------------------------------------------------------------------------------- caller inputs
+
+    def check(self, event: Input) -> None:
+        """Raise `LocalProtocolError` now if the caller's input is illegal in the current state."""
+        if event is Input.BYTES and self._stale():
+            event = Input.STALE
+        if not self.machine.accepts(event):
+            raise LocalProtocolError(misuse(self.state, event))
+
+    def start(self, now: float) -> None:
+        self._dial(now)
+
+    def connected(self, now: float) -> None:
+        if self.state is LinkState.BACKOFF:
+            self.machine.process(Input.CONNECTED)
+            self.counters.stale_inputs += 1
+            self._host.act(Hangup(link=self.link, reason="the core gave up on this dial; close it"))
+            return
+        self.machine.process(Input.CONNECTED)
+        self.timers.cancel("connect")
+        self._had_socket = True
+        self._wire = Wire(self.url)
+        self._wire.initiate()
+        self._flush()
+        self.timers.set("handshake", now + self._t.handshake_timeout)
+
+    def receive(self, data: bytes, now: float) -> None:
+        if self._stale() or self._wire is None:
+            self.counters.stale_inputs += 1
+            return
+        self.machine.process(Input.BYTES)
+        for event in self._wire.receive(data):
+            self._on_wire(event, now)
+            if self._wire is None:  # the link went down; the rest belonged to the dead socket
+                break
+        self._flush()
+
+    def lost(self, now: float, reason: str) -> None:
+        if self.state is LinkState.BACKOFF:
+            self.machine.process(Input.LOST)
+            return
+        self._down(now, Input.LOST, f"transport lost: {reason}", hangup=False)
+
+    def run_timers(self, now: float) -> None:
+        for name in self.timers.due(now):
+            self._on_timer(name, now)
+
+    def resubscribe(self, topic: str, now: float, reason: str) -> bool:
+        """Get a fresh snapshot of a confirmed topic (unsubscribe + subscribe), reported as a `TopicReset`.
+
+        False (and nothing sent) when the link is not LIVE or the topic is not confirmed on it.
+        """
+        if self.state is not LinkState.LIVE or not self.subs.refresh(topic):
+            return False
+        self._host.emit(TopicReset(link=self.link, at=now, topic=topic, reason=reason, remedy="resubscribe"))
+        self.reconcile(now)
+        return True
+
+    def reconcile(self, now: float) -> None:
+        """Send what it takes to move the server's topics towards the desired ones (only when live)."""
+        if self.state is not LinkState.LIVE:
+            return
+        batches, refused = self.subs.plan(now)
+        for batch in batches:
+            encode = encode_subscribe if batch.op == "subscribe" else encode_unsubscribe
+            self._send(encode(batch.topics, batch.req_id))
+        self._report(refused, now)
+        oldest = self.subs.oldest_pending()
+        if oldest is None:
+            self.timers.cancel("subscribe")
+        else:
+            self.timers.set("subscribe", oldest + self._t.ack_timeout)
+        self._arm_retry()
+
+    def _arm_retry(self) -> None:
+        """The refused topics a position needs are tried again on this connection when their wait ends."""
+        when = self.subs.next_retry()
+        if when is None:
+            self.timers.cancel("retry")
+        else:
+            self.timers.set("retry", when)
+
+    # ---------------------------------------------------------------------------------------- internals
+
+    def _stale(self) -> bool:
+        return self.state is LinkState.BACKOFF or (self.state is LinkState.DIALING and self._had_socket)
+
+    def _dial(self, now: float) -> None:
+        wait = self._budget.take(self.host_name, now)
+        if wait is not None:
+            self.machine.process(Input.DIAL_DEFERRED)
+            self.timers.set("redial", wait)
+            return
+        self.machine.process(Input.DIAL)
+        self.counters.dials += 1
+        self.counters.reconnects = self.counters.dials - 1
+        self._host.act(Dial(link=self.link, url=self.url))
+        self.timers.set("connect", now + self._t.handshake_timeout)
+
+    def _on_timer(self, name: str, now: float) -> None:
+        if name == "redial":
+            self._dial(now)
+        elif name == "ping":
+            self._ping(now)
+        elif name == "retry":
+            self.subs.due_retries(now)
+            self.reconcile(now)
+        elif name == "watch":
+            self._watch(now)
+        else:
+            what = {
+                "connect": "the transport did not connect",
+                "handshake": "no HTTP 101 for the upgrade",
+                "auth": "no auth ack",
+                "subscribe": "no subscribe ack",
+                "pong": "no pong",
+            }[name]
+            limit = self._t.pong_timeout if name == "pong" else self._t.ack_timeout
+            if name in ("connect", "handshake"):
+                limit = self._t.handshake_timeout
+            self._down(now, Input.TIMEOUT, f"{what} within {limit:g} s")
+
+    def _ping(self, now: float) -> None:
+        self.machine.process(Input.PING_DUE)
+        self._send(encode_ping(self._host.next_req_id()))
+        self.counters.pings += 1
+        self.timers.set("ping", now + self._t.ping_interval)
+        if "pong" not in self.timers:
+            self._ping_sent_at = now
+            self.timers.set("pong", now + self._t.pong_timeout)
+
+    def _on_wire(self, event: WireEvent, now: float) -> None:
+        match event:
+            case WireText(text=text):
+                self._on_text(text, now)
+            case WireUpgraded():
+                self._upgraded(now)
+            case WireRefused(status=status, reason=reason):
+                hint = handshake_hint(status)
+                self._host.emit(
+                    HandshakeRefused(link=self.link, at=now, status=status, reason=reason, hint=hint)
+                )
+                self._down(now, Input.REFUSED, f"upgrade refused: HTTP {status} {reason}".rstrip())
+            case WireClosed(code=code, reason=reason):
+                self._down(now, Input.REMOTE_CLOSED, f"closed by the server: {code} {reason}".rstrip())
+            case WireFailed(detail=detail):
+                self._problem(detail, now)
+                self._down(now, Input.BROKEN, detail)
+            case WireNotice(detail=detail):
+                self._problem(detail, now)
+
+    def _upgraded(self, now: float) -> None:
+        self.timers.cancel("handshake")
+        self._host.emit(LinkConnected(link=self.link, at=now, url=self.url))
+        self.timers.set("ping", now + self._t.ping_interval)
+        if self._credentials is None:
+            self.machine.process(Input.UPGRADED)
+            self._live(now)
+            return
+        self.machine.process(Input.UPGRADED_AUTH)
+        # expires = wall now + auth_expires_ms: now + 1 s fails on small clock skew (BYBIT_V5.md section 2).
+        expires = self._host.wall_ms(now) + self._t.auth_expires_ms
+        signature = self._credentials.sign(f"GET/realtime{expires}")
+        self._send(encode_auth(self._credentials.api_key, expires, signature, self._host.next_req_id()))
+        self.timers.set("auth", now + self._t.ack_timeout)
+
+    def _live(self, now: float) -> None:
+        self.counters.live_since = now
+        self._host.emit(LinkUp(link=self.link, at=now))
+        self._host.on_up(self.link, now)
+        self.reconcile(now)
+
+    # ------------------------------------------------------------------------------------------ watchdog
+
+    def _watch(self, now: float) -> None:
+        """The liveness watchdog of a LIVE public link (docs/operations.md, "The liveness guarantee").
+
+        A link carrying tickers that is wholly silent for `silent_link_after` is half-open: redialled, found
+        in seconds rather than by the 20 s ping + 10 s pong deadline. A ticker that alone goes quiet for
+        `topic_quiet_after` is resubscribed for a fresh snapshot; still quiet as long again, the link is
+        redialled. Runs only when its timer is due, so a message costs one dict store (`_last_push`).
+        """
+        watched = [t for t in self.subs.confirmed if t.startswith(_WATCHED_PREFIX)]
+        watched += [t for t in self._nudged if t not in self.subs.confirmed]  # mid-resubscribe
+        if not watched or self.counters.live_since is None:
+            return
+        quiet, silent = self._t.topic_quiet_after, self._t.silent_link_after
+        heard = self.counters.last_message_at or self.counters.live_since
+        heard = max(heard, self.counters.live_since)
+        if now >= heard + silent:
+            why = f"no message for {now - heard:.1f} s on a link carrying {len(watched)} ticker(s): half-open"
+            self._down(now, Input.TIMEOUT, why)
+            return
+        next_at = heard + silent
+        for topic in sorted(watched):
+            nudged = self._nudged.get(topic)
+            if nudged is not None:
+                if now >= nudged + quiet:
+                    why = f"still no push {now - nudged:.1f} s after resubscribing"
+                    self._host.emit(
+                        TopicReset(link=self.link, at=now, topic=topic, reason=why, remedy="redial")
+                    )
+                    self._down(now, Input.TIMEOUT, f"{topic}: {why}")
+                    return
+                next_at = min(next_at, nudged + quiet)
+                continue
+            since = max(self._last_push.get(topic, self.counters.live_since), self.counters.live_since)
+            if now >= since + quiet:
+                why = f"no push for {now - since:.1f} s while the link is LIVE"
+                self.resubscribe(topic, now, why)
+                self._nudged[topic] = now
+                next_at = min(next_at, now + quiet)
+            else:
+                next_at = min(next_at, since + quiet)
+        self.timers.set("watch", next_at)
+
+    def _arm_watch(self, now: float) -> None:
+        if self.link.is_public and "watch" not in self.timers and self.state is LinkState.LIVE:
+            self.timers.set("watch", now + min(self._t.topic_quiet_after, self._t.silent_link_after))
+
+    def _on_text(self, text: str, now: float) -> None:
+        self.counters.messages += 1
+        self.counters.last_message_at = now
+        try:
+            msg = decode(text)
+        except DecodeError as exc:
+            self._problem(str(exc), now, text)
+            return
+        match msg:
+            case AuthReply():
+                self._on_auth(msg, now)
+            case Pong():
+                if self._remote(Input.PONG, now, text):
+                    self._on_pong(now)
+            case SubscribeReply():
+                if self._remote(Input.SUB_ACK, now, text):
+                    self._on_sub_ack(msg, now)
+            case OpReply() | TradeReply():
+                self._problem(f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, text)
+            case _:
+                if self._remote(Input.TOPIC, now, text):
+                    self.machine.process(Input.TOPIC)
+                    self._last_push[msg.topic] = now
+                    if self._nudged:
+                        self._nudged.pop(msg.topic, None)
+                    self._host.on_message(self.link, msg, now)
+
+    def _remote(self, event: Input, now: float, text: str) -> bool:
+        """Check a remote input against the table; an illegal one is reported and changes nothing."""
+        if self.machine.accepts(event):
+            return True
+        self._problem(f"unexpected {event.name.lower()} while {self.state.name}", now, text)
+        return False
+
+    def _on_pong(self, now: float) -> None:
+        self.machine.process(Input.PONG)
+        self.counters.pongs += 1
+        self.timers.cancel("pong")
+        if self._ping_sent_at is not None:
+            self.counters.last_pong_rtt = now - self._ping_sent_at
+            self._ping_sent_at = None
+
+    def _on_sub_ack(self, msg: SubscribeReply, now: float) -> None:
+        self.machine.process(Input.SUB_ACK)
+        self._report(
+            self.subs.on_ack(
+                msg.req_id, msg.success, msg.ret_msg, msg.success_topics, msg.fail_topics, now=now
+            ),
+            now,
+        )
+        self.reconcile(now)  # split halves go out at once; the ack deadline moves to the next oldest
+
+    def _on_auth(self, msg: AuthReply, now: float) -> None:
+        event = Input.AUTH_OK if msg.success else Input.AUTH_REFUSED
+        if not self._remote(event, now, f"op auth success={msg.success} ret_msg={msg.ret_msg[:100]!r}"):
+            return
+        self.timers.cancel("auth")
+        if msg.success:
+            self.machine.process(Input.AUTH_OK)
+            self._auth_failures = 0
+            self._host.emit(Authenticated(link=self.link, at=now))
+            self._live(now)
+            return
+        # Jittered (equal jitter, seeded): a fleet of bots refused together (one bad clock) must not retry
+        # in lock-step; never shorter than half the step, so a bad key never hammers the venue.
+        delay = equal_jitter(
+            self._t.auth_backoff_base, self._t.auth_backoff_cap, self._auth_failures, self._rng
+        )
+        self._auth_failures += 1
+        reason = msg.ret_msg or "auth refused"
+        self._host.emit(
+            AuthFailed(link=self.link, at=now, reason=reason, hint=auth_hint(reason), retry_in=delay)
+        )
+        self._down(now, Input.AUTH_REFUSED, f"auth refused: {reason}", delay=delay)
+
+    def _report(self, outcomes: list[SubsOutcome], now: float) -> None:
+        for outcome in outcomes:
+            match outcome:
+                case SubsConfirmed(topics=topics):
+                    for topic in topics:
+                        if topic not in self._nudged:
+                            self._last_push[topic] = now  # a fresh subscription: its silence starts now
+                    if any(t.startswith(_WATCHED_PREFIX) for t in topics):
+                        self._arm_watch(now)
+                    self._host.emit(Subscribed(link=self.link, at=now, topics=topics))
+                    self._host.on_subscribed(self.link, topics, now)
+                case SubsRemoved(topics=topics):
+                    for topic in topics:
+                        self._last_push.pop(topic, None)
+                        if topic not in self.subs.desired:
+                            self._nudged.pop(topic, None)
+                    self._host.emit(Unsubscribed(link=self.link, at=now, topics=topics))
+                case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=True):
+                    self._host.emit(
+                        SubscriptionFailed(
+                            link=self.link, at=now, topic=topic, reason=reason, retry_in=retry_in, refusals=n
+                        )
+                    )
+                case SubsProblem(detail=detail):
+                    self._problem(detail, now)
+
+    def _down(
+        self, now: float, event: Input, reason: str, *, hangup: bool = True, delay: float | None = None
+    ) -> None:
+        was_live = self.state is LinkState.LIVE
+        self.machine.process(event)
+        if self._wire is not None:
+            if event is not Input.LOST:
+                self._wire.close(1000 if event is not Input.BROKEN else 1002)
+                self._flush()
+            self._wire = None
+        if hangup:
+            self._host.act(Hangup(link=self.link, reason=reason))
+        for name in _CONNECTION_TIMERS:
+            self.timers.cancel(name)
+        self.subs.reset()
+        self._last_push.clear()
+        self._nudged.clear()
+        self._ping_sent_at = None
+        live_since, self.counters.live_since = self.counters.live_since, None
+        if was_live and live_since is not None and now - live_since >= self._t.backoff_cap:
+            self._backoff.reset()  # it stayed up: this drop is news, not part of a storm
+        if delay is None:
+            delay = self._backoff.next()
+        self.timers.set("redial", now + delay)
+        self.counters.downs += 1
+        self._host.emit(LinkDown(link=self.link, at=now, reason=reason, retry_in=delay))
+        if was_live:
+            self._host.on_down(self.link, now)
+
+    def _send(self, text: str) -> None:
+        if self._wire is None or not self._wire.is_open:
+            # The bytes that completed the upgrade also held a close or a broken frame: the wire is dead
+            # already, and its terminal event, next in this same batch, takes the link down.
+            return
+        self._wire.send_text(text)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._wire is not None:
+            data = self._wire.data_to_send()
+            if data:
+                self._host.act(Send(link=self.link, data=data))
+
+    def _problem(self, detail: str, now: float, sample: str = "") -> None:
+        self.counters.problems += 1
+        detail, sample = self._redact(detail[:300]), self._redact(sample[:200])
+        self._host.emit(ProtocolProblem(link=self.link, at=now, detail=detail, sample=sample))
+
+    def _redact(self, text: str) -> str:
+        """Legacy error replies echoed the request (BYBIT_V5.md section 2): never repeat key or signature."""
+        if self._credentials is not None:
+            text = text.replace(self._credentials.api_key, mask(self._credentials.api_key))
+        return _HEX64.sub("***", text)

@@ -1,0 +1,208 @@
+"""Pricing open positions at the live mark: the `PositionUpdate` stream (ARCHITECTURE.md "The hybrid join").
+
+Theory of operation. Each open position has a *view*: what its last `PositionUpdate` said. Whenever the
+position or its symbol's ticker changes, or time makes the mark stale, the view is recomputed and an event
+goes out only if something the application can see changed: the position's fields (not merely its seq or
+update time), the mark price, or the stale flag. PnL follows from those, so it is not compared.
+
+Where the mark comes from. The symbol's ticker once it speaks: the first ticker message that arrives after
+the symbol gained its first open leg (or one that arrived less than `stale_mark_after` before, when the
+ticker was already streaming for someone else). Until then, the position's own mark price, which is only as
+fresh as the last position push (BYBIT_V5.md section 6: "markPrice and unrealisedPnl in a position message
+are stale between pushes").
+
+Staleness. A mark is stale when no ticker message arrived for `stale_mark_after` seconds (any message: a
+quiet market sends deltas without markPrice, which still prove the mark unchanged), counted from the
+symbol's first open leg when no ticker arrived at all, and at once while the ticker's link is down.
+
+Conflation. With `mark_min_interval > 0`, mark-caused updates of one position go out at most once per
+interval; one held back is delivered when the interval ends, with the latest values. Position-caused
+updates go out at once and carry the latest mark anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Literal
+
+from .._config import Link, Timings
+from .._events import Event, Position, PositionKey, PositionUpdate
+from .._timers import Deadlines
+from .account import PositionBook
+from .market import Tickers
+from .pnl import pnl_pct, unrealised_pnl
+
+__all__ = ["Join"]
+
+Cause = Literal["position", "mark", "snapshot"]
+_SEP = "\x1f"
+
+
+class _View:
+    __slots__ = ("emitted_at", "fields", "mark", "stale")
+
+    def __init__(self) -> None:
+        self.emitted_at: float | None = None
+        self.fields: tuple[object, ...] = ()
+        self.mark: Decimal | None = None
+        self.stale: bool | None = None
+
+
+def _fields(p: Position) -> tuple[object, ...]:
+    return (
+        p.side, p.size, p.avg_price, p.leverage, p.liq_price, p.take_profit, p.stop_loss, p.trailing_stop,
+        p.position_status,
+    )  # fmt: skip
+
+
+class Join:
+    """The views of every open position, their stale and conflation timers, and the events they cause."""
+
+    __slots__ = ("_book", "_emit", "_legs", "_tickers", "_timers", "_timings", "_views", "_watch")
+
+    def __init__(self, timings: Timings, book: PositionBook, tickers: Tickers, emit: Callable[[Event], None]):
+        self._timings = timings
+        self._book = book
+        self._tickers = tickers
+        self._emit = emit
+        self._views: dict[PositionKey, _View] = {}
+        self._legs: dict[tuple[str, str], dict[PositionKey, None]] = {}
+        self._watch: dict[tuple[str, str], float] = {}  # when the symbol got its first open leg
+        self._timers = (
+            Deadlines()
+        )  # "s<US>category<US>symbol" stale, "c<US>category<US>symbol<US>idx" conflate
+
+    # -------------------------------------------------------------------------------- lifecycle
+
+    def opened(self, key: PositionKey, now: float) -> None:
+        legs = self._legs.setdefault((key[0], key[1]), {})
+        if not legs:
+            self._watch[(key[0], key[1])] = now
+        legs[key] = None
+        self._views[key] = _View()
+
+    def closed(self, key: PositionKey) -> None:
+        """The position closed: forget its view and anything pending for it."""
+        self._views.pop(key, None)
+        self._timers.cancel(_SEP.join(("c", key[0], key[1], str(key[2]))))
+        legs = self._legs[(key[0], key[1])]
+        del legs[key]
+        if not legs:
+            del self._legs[(key[0], key[1])]
+            del self._watch[(key[0], key[1])]
+            self._timers.cancel(_SEP.join(("s", key[0], key[1])))
+
+    # -------------------------------------------------------------------------------- triggers
+
+    def position_changed(self, key: PositionKey, now: float, cause: Cause, link: Link) -> None:
+        """The position itself changed: price it now (never conflated)."""
+        self._timers.cancel(_SEP.join(("c", key[0], key[1], str(key[2]))))
+        self._refresh(key, now, cause, link)
+        self._arm_stale(key[0], key[1], now)
+
+    def mark_changed(self, category: str, symbol: str, now: float) -> None:
+        """The symbol's ticker spoke, was reset or lost its link: re-price its legs, conflating if asked."""
+        legs = self._legs.get((category, symbol))
+        if not legs:
+            return
+        link = self._link(category, symbol)
+        interval = self._timings.mark_min_interval
+        for key in list(legs):
+            view = self._views[key]
+            if interval > 0 and view.emitted_at is not None and now < view.emitted_at + interval:
+                name = _SEP.join(("c", category, symbol, str(key[2])))
+                if name not in self._timers:
+                    self._timers.set(name, view.emitted_at + interval)
+                continue
+            self._refresh(key, now, "mark", link)
+        self._arm_stale(category, symbol, now)
+
+    def tick(self, now: float) -> None:
+        for name in self._timers.due(now):
+            kind, category, rest = name.split(_SEP, 2)
+            if kind == "s":
+                self.mark_changed(category, rest, now)
+            else:
+                symbol, _, idx = rest.rpartition(_SEP)
+                self._refresh((category, symbol, int(idx)), now, "mark", self._link(category, symbol))
+
+    def deadline(self) -> float | None:
+        return self._timers.earliest()
+
+    # -------------------------------------------------------------------------------- pricing
+
+    def _link(self, category: str, symbol: str) -> Link:
+        """The link a mark-caused update names: the one the symbol's ticker last came from (a category's
+        topics may be spread over several links), else the category's first link."""
+        ticker = self._tickers.get(category, symbol)
+        return ticker.link if ticker is not None else Link(category)
+
+    def _mark(self, key: PositionKey, now: float) -> tuple[Decimal | None, int | None, float | None, bool]:
+        """(mark, its exchange ms, when it arrived, stale) for the position at `key`."""
+        category, symbol, _ = key
+        after = self._timings.stale_mark_after
+        watch = self._watch.get((category, symbol), now)
+        ticker = self._tickers.get(category, symbol)
+        if ticker is not None and ticker.mark is not None and ticker.last_at > watch - after:
+            # `now >= last_at + after`, the same float sum `_arm_stale` arms: `now - last_at >= after` can be
+            # False at the very deadline (18.705 - 13.705 < 5.0), which re-armed the timer at `now` forever.
+            stale = ticker.awaiting_snapshot or now >= ticker.last_at + after
+            return ticker.mark, ticker.mark_ts, ticker.mark_at, stale
+        own = self._book.own_mark(key)
+        stale = now >= watch + after  # the sum the timer is armed at (see above)
+        if own is None:
+            return None, None, None, stale
+        return own[0], own[1], own[2], stale
+
+    def _refresh(self, key: PositionKey, now: float, cause: Cause, link: Link) -> None:
+        position = self._book.get(key)
+        view = self._views[key]
+        assert position is not None  # views exist exactly for open positions (opened/closed)
+        mark, mark_ts, mark_at, stale = self._mark(key, now)
+        fields = _fields(position)
+        if fields == view.fields and mark == view.mark and stale == view.stale:
+            return
+        if mark is None:
+            pnl = None
+        else:
+            pnl = unrealised_pnl(position.category, position.side, position.size, position.avg_price, mark)
+        self._emit(
+            PositionUpdate(
+                link=link,
+                at=now,
+                category=position.category,
+                symbol=position.symbol,
+                position_idx=position.position_idx,
+                side=position.side,
+                size=position.size,
+                avg_price=position.avg_price,
+                mark_price=mark,
+                mark_ts=mark_ts,
+                mark_age=None if mark_at is None else now - mark_at,
+                unrealised_pnl=pnl,
+                pnl_pct=pnl_pct(position.category, position.size, position.avg_price, pnl),
+                liq_price=position.liq_price,
+                take_profit=position.take_profit,
+                stop_loss=position.stop_loss,
+                trailing_stop=position.trailing_stop,
+                leverage=position.leverage,
+                seq=position.seq,
+                updated_ms=position.updated_ms,
+                cause=cause,
+                stale=stale,
+            )
+        )
+        view.emitted_at, view.fields, view.mark, view.stale = now, fields, mark, stale
+
+    def _arm_stale(self, category: str, symbol: str, now: float) -> None:
+        """Make sure a timer fires no later than the symbol's mark turns stale (it re-checks then)."""
+        name = _SEP.join(("s", category, symbol))
+        if name in self._timers:
+            return
+        after = self._timings.stale_mark_after
+        ticker = self._tickers.get(category, symbol)
+        watch = self._watch[(category, symbol)]
+        base = ticker.last_at if ticker is not None and ticker.last_at > watch - after else watch
+        if base + after > now:
+            self._timers.set(name, base + after)

@@ -1,0 +1,321 @@
+"""The data plane: everything above the links (TEAM.md "The data plane", ARCHITECTURE.md "The hybrid join").
+
+`HybridCore` owns one `DataPlane` and hands it every decoded topic message, the links' ups and downs, the
+answers to `FetchPositions` and the clock. The data plane keeps the market state (`_market`), the position
+book (`_account`) and the join (`_hybrid_join`), asks for REST snapshots (`_hybrid_sync`) and says which
+ticker topics it needs (`_hybrid_topics`); the core subscribes them and bumps nothing itself.
+
+Reconciling a snapshot with the stream (section "The hybrid join"): a row wins over the held position when
+its seq is higher, or equal and the stream has not touched that key since the round's request went out; a
+held open position the snapshot does not list, and that the stream has not touched since then, is closed.
+
+Never frozen (the "Never frozen" issue, item 3): a position key whose stream pushes keep arriving with a seq
+below the held one (`Timings.out_of_order_reset` in a row) holds a poisoned seq, and every genuine push is
+being ignored. That is a reset: a `TopicReset(topic="position", remedy="snapshot")`, the held seq of that
+key forgotten, the last push taken (the stream's latest word), and a new REST snapshot round started with
+the book's generation *after* that push, so the reconciliation rules above apply unchanged to what the
+snapshot says. The seq of that key's `PositionUpdate`s goes down once, across the reset. Tickers and books
+have their own resets (`_market`, `_market_book`): the plane asks the core to resubscribe the topic.
+
+The REST snapshot retries are jittered (`_hybrid_sync`) from the plane's own `Random`, seeded from
+`Config.seed` (salted, so it draws nothing from the core's redial jitter): same seed, same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from random import Random
+from typing import Literal
+
+from .._codec import (
+    ExecutionMessage,
+    FastExecutionMessage,
+    GreeksMessage,
+    KlineMessage,
+    LiquidationMessage,
+    OrderbookMessage,
+    OrderMessage,
+    PositionMessage,
+    PublicTradeMessage,
+    TickerData,
+    TickerMessage,
+    TopicMessage,
+    WalletMessage,
+)
+from .._config import CATEGORIES, Config, Link
+from .._errors import LocalProtocolError
+from .._events import (
+    Action,
+    Event,
+    Level,
+    Position,
+    PositionClosed,
+    PositionKey,
+    PositionOpened,
+    PositionsSynced,
+    ProtocolProblem,
+    RestRequest,
+    TopicData,
+    TopicReset,
+)
+from .account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, row_events, to_position
+from .join import Join
+from .market import Market
+from .sync import CompletedSnapshot, SnapshotSync
+from .topics import TickerInterest
+
+__all__ = ["DataPlane"]
+
+_RNG_SALT = 0x5A_4E_50_53  # the plane's Random is Random(seed ^ salt): its own sequence, not the core's
+
+
+def _is_position_topic(topic: str) -> bool:
+    return topic == "position" or topic.startswith("position.")
+
+
+class DataPlane:
+    """Market state, the position book and the join, driven by the core (sans-IO, deterministic).
+
+    Args:
+        config: the core's configuration (credentials sign the REST snapshot; timings set every timer).
+        emit: appends an event to the core's output, in order.
+        act: appends an action (`FetchPositions`) to the core's output, in order.
+        resubscribe: asks the core to resubscribe a topic on a link for a fresh snapshot, with a reason.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        emit: Callable[[Event], None],
+        act: Callable[[Action], None],
+        resubscribe: Callable[[Link, str, str], None],
+    ) -> None:
+        self._config = config
+        self._emit = emit
+        # (link, topic, reason): ask the core for a fresh snapshot of `topic` (unsubscribe + subscribe on
+        # that link); the core reports it as a `TopicReset(remedy="resubscribe")`.
+        self._resubscribe = resubscribe
+        self._market = Market(config.timings, resubscribe)
+        self._book = PositionBook()
+        self._interest = TickerInterest(config.timings.ticker_release_grace)
+        self._join = Join(config.timings, self._book, self._market.tickers, emit)
+        self._sync = SnapshotSync(config, emit, act, Random(config.seed ^ _RNG_SALT))
+        self._now = 0.0
+        self._wall_origin = 0.0
+        # With `position` among the private topics, the REST snapshot waits for its subscribe ack: a fill
+        # between an earlier snapshot and the ack would be in neither and stay unseen until the next resync.
+        self._snapshot_after_ack = any(_is_position_topic(t) for t in config.private_topics)
+        self._awaiting_position_ack = False
+
+    # ------------------------------------------------------------------------------------ inputs
+
+    def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
+        """Apply one decoded topic message from `link`."""
+        self._now = now
+        match msg:
+            case TickerMessage():
+                event, state = self._market.tickers.apply(link, msg, now)
+                if event is not None:
+                    self._emit(event)
+                if state is not None:
+                    self._join.mark_changed(link.category, msg.data.symbol, now)
+            case PositionMessage():
+                self._on_positions(link, msg, now)
+            case OrderbookMessage() | PublicTradeMessage() | KlineMessage() | LiquidationMessage():
+                event = self._market.on_other(link, msg, now)
+                if event is not None:
+                    self._emit(event)
+            case (
+                OrderMessage()
+                | ExecutionMessage()
+                | FastExecutionMessage()
+                | WalletMessage()
+                | GreeksMessage()
+            ):
+                for event in row_events(link, msg, now):
+                    self._emit(event)
+            case _:
+                self._emit(TopicData(link=link, at=now, topic=msg.topic, message=msg))
+
+    def on_link_up(self, link: Link, now: float, wall_ms: int) -> None:
+        """The link is live (private: authenticated). The private link starts a REST snapshot round."""
+        self._now = now
+        if link is Link.PRIVATE:
+            self._wall_origin = wall_ms - now * 1000.0
+            if self._snapshot_after_ack:
+                self._awaiting_position_ack = True
+            else:
+                self._sync.start(now, wall_ms, self._book.generation)
+
+    def on_link_down(self, link: Link, now: float) -> None:
+        """The link is gone: its tickers await new snapshots (their marks go stale); its books are dropped."""
+        self._now = now
+        if link is Link.PRIVATE:
+            self._sync.cancel()  # the next link up starts a fresh round
+            self._awaiting_position_ack = False
+            return
+        for symbol in self._market.link_down(link):
+            self._join.mark_changed(link.category, symbol, now)
+
+    def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
+        """The server confirmed `topics`. A ticker's next snapshot is then taken whatever its cs (the held
+        state may come from an earlier subscription); the private `position` topic's ack starts the REST
+        snapshot round (see `__init__`)."""
+        self._now = now
+        if link.is_public:
+            for topic in topics:
+                if topic.startswith("tickers."):
+                    self._market.tickers.subscribed(link, topic.removeprefix("tickers."))
+        if self._awaiting_position_ack and link is Link.PRIVATE and any(map(_is_position_topic, topics)):
+            self._awaiting_position_ack = False
+            self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
+
+    def positions_snapshot(
+        self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int
+    ) -> None:
+        """The answer to a `FetchPositions` action (`status=0, body=b""` when the transport failed)."""
+        self._now = now
+        done = self._sync.answer(request, status, body, now, wall_ms)
+        if done is not None:
+            self._reconcile(done, now)
+
+    def tick(self, now: float, wall_ms: int) -> None:
+        """Run the timers that are due: ticker release grace, stale marks, conflation, snapshot retries."""
+        self._now = now
+        self._wall_origin = wall_ms - now * 1000.0  # follows `HybridCore.clock()` when the wall clock moved
+        deadline = self.deadline()
+        if deadline is None or deadline > now:
+            return  # the common case: the core calls this on every input (docs/performance.md)
+        self._interest.tick(now)
+        self._join.tick(now)
+        self._sync.tick(now, wall_ms)
+
+    def deadline(self) -> float | None:
+        """When `tick` next has something to do (None: nothing is scheduled)."""
+        times = [
+            t
+            for t in (self._interest.deadline(), self._join.deadline(), self._sync.deadline())
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    # ------------------------------------------------------------------------------------ commands
+
+    def track(self, category: str, symbol: str) -> None:
+        """Pin `symbol`'s ticker on `category`'s link, with or without a position (reference counted)."""
+        _check_symbol(category, symbol)
+        self._interest.pin(category, symbol)
+
+    def untrack(self, category: str, symbol: str) -> None:
+        """Drop one pin; the ticker is released after the grace period unless a position or pin remains."""
+        _check_symbol(category, symbol)
+        if not self._interest.unpin(category, symbol, self._now):
+            raise LocalProtocolError(
+                f"untrack({category!r}, {symbol!r}) without a matching track(): nothing to drop"
+            )
+
+    # ------------------------------------------------------------------------------------ answers
+
+    @property
+    def wanted_version(self) -> int:
+        """Bumps whenever `wanted_topics()` changes."""
+        return self._interest.version
+
+    def wanted_topics(self) -> Mapping[Link, frozenset[str]]:
+        """The ticker topics the join needs, per public link (open positions, pins, symbols in grace)."""
+        return self._interest.wanted()
+
+    def positions(self) -> dict[PositionKey, Position]:
+        """The open positions as the exchange last stated them (a copy)."""
+        return self._book.open_positions()
+
+    def ticker(self, symbol: str, category: str | None = None) -> TickerData | None:
+        """The merged ticker of `symbol` (first found in linear, inverse, option, spot when no category)."""
+        return self._market.ticker(symbol, category)
+
+    def orderbook(
+        self, category: str, symbol: str, depth: int | None = None
+    ) -> tuple[tuple[Level, ...], tuple[Level, ...]] | None:
+        """`orderbook.{depth}.{symbol}` as (bids, asks), best first; the deepest book held when no depth."""
+        book = self._market.book(category, symbol, depth)
+        return None if book is None else (book.bids.top(), book.asks.top())
+
+    # ------------------------------------------------------------------------------------ positions
+
+    def _on_positions(self, link: Link, msg: PositionMessage, now: float) -> None:
+        topic_category = msg.topic.partition(".")[2]
+        for row in msg.data:
+            category = row.category or topic_category
+            if category not in POSITION_CATEGORIES:
+                detail = f"{msg.topic}: position row for {row.symbol!r} has no usable category ({category!r})"
+                self._emit(ProtocolProblem(link=link, at=now, detail=detail))
+                continue
+            mark = None if row.mark_price is None else (row.mark_price, msg.creation_time, now)
+            position = to_position(category, row)
+            self._apply(position, mark, now, "position", link)
+            if self._book.older(position.key) >= self._config.timings.out_of_order_reset:
+                self._reset_position(position, mark, now, link)
+
+    def _reset_position(self, position: Position, mark: OwnMark | None, now: float, link: Link) -> None:
+        """Pushes for this key keep arriving 'older' than the held seq: the held seq is the suspect (see the
+        module doc). Forget it, take this push, and let a REST snapshot say the rest."""
+        key = position.key
+        reason = (
+            f"{self._book.older(key)} pushes in a row for {key[0]} {key[1]} positionIdx {key[2]} with a seq "
+            f"below the held seq={self._book.seq(key)} (the last: seq={position.seq})"
+        )
+        self._emit(TopicReset(link=link, at=now, topic="position", reason=reason, remedy="snapshot"))
+        self._book.forget(key)
+        self._apply(position, mark, now, "position", link)
+        # after the push above: the round's epoch must not count it as "touched since the request went out"
+        self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
+
+    def _apply(
+        self,
+        position: Position,
+        mark: OwnMark | None,
+        now: float,
+        cause: Literal["position", "snapshot"],
+        link: Link,
+    ) -> None:
+        change, before = self._book.apply(position, mark, stream=cause == "position")
+        key = position.key
+        if change is Change.OPENED:
+            self._emit(PositionOpened(link=link, at=now, position=position, cause=cause))
+            self._interest.leg_opened(position.category, position.symbol)
+            self._join.opened(key, now)
+            self._join.position_changed(key, now, cause, link)
+        elif change is Change.UPDATED:
+            self._join.position_changed(key, now, cause, link)
+        elif change is Change.CLOSED and before is not None:
+            self._closed(before, position.seq, now, cause, link)
+
+    def _closed(
+        self, before: Position, seq: int, now: float, cause: Literal["position", "snapshot"], link: Link
+    ) -> None:
+        self._join.closed(before.key)
+        self._emit(PositionClosed(link=link, at=now, position=before, cause=cause, seq=seq))
+        self._interest.leg_closed(before.category, before.symbol, now)
+
+    def _reconcile(self, done: CompletedSnapshot, now: float) -> None:
+        listed: set[PositionKey] = set()
+        for position, mark in done.rows:
+            key = position.key
+            listed.add(key)
+            held = self._book.seq(key)
+            if held is not None and held == position.seq and self._book.touched(key) > done.epoch:
+                continue  # same seq, but the stream spoke after the request went out: it knows better
+            self._apply(position, mark, now, "snapshot", Link.PRIVATE)
+        for key in self._book.open_keys(done.category):
+            if key not in listed and self._book.touched(key) <= done.epoch:
+                before = self._book.close(key)
+                self._closed(before, before.seq, now, "snapshot", Link.PRIVATE)
+        count = len(self._book.open_keys(done.category))
+        self._emit(PositionsSynced(link=Link.PRIVATE, at=now, category=done.category, open_positions=count))
+
+
+def _check_symbol(category: str, symbol: str) -> None:
+    if category not in CATEGORIES:
+        raise LocalProtocolError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
+    if not isinstance(symbol, str) or not symbol or symbol != symbol.strip() or "." in symbol:
+        raise LocalProtocolError(f"symbol must be a non-empty name like 'BTCUSDT', got {symbol!r}")
