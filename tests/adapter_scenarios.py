@@ -21,12 +21,12 @@ from bybit_hybrid._queue import conflation_key
 from bybit_hybrid.server import ServedExchange
 
 from adapter_helpers import no_leaks
-from bybit_hybrid_core._config import Link, Timings
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import (
+from bybit_hybrid_core import (
     Authenticated,
     AuthFailed,
     Event,
+    HybridCore,
+    Link,
     LinkDown,
     LinkUp,
     OrderbookUpdate,
@@ -36,6 +36,7 @@ from bybit_hybrid_core._events import (
     PositionUpdate,
     Subscribed,
     TickerUpdate,
+    Timings,
 )
 
 FAST = Timings(
@@ -215,7 +216,7 @@ def test_slow_consumer_memory_is_bounded(make_driver: MakeDriver, served: Served
                 served.call(lambda ex, i=i: ex.place_order("BTCUSDT", "Buy", str(i + 1)))
             time.sleep(1.0)
             stream = driver.stream
-            buffer = stream._mailbox.buffer if hasattr(stream, "_mailbox") else stream._buffer
+            buffer = stream._mailbox.buffer  # each adapter's Mailbox or AsyncMailbox
             assert buffer.conflated > 20
             driver.resume()
             driver.wait_for(lambda ev: len(position_updates(ev, "position")) >= 5)

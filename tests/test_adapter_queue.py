@@ -8,14 +8,15 @@ from bybit_hybrid._queue import TAIL, EventBuffer, conflation_key
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bybit_hybrid_core._codec import TickerData
-from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._events import (
+from bybit_hybrid_core import (
     Event,
+    Link,
     LinkUp,
     OrderbookUpdate,
     PositionUpdate,
+    PublicTrade,
     PublicTrades,
+    TickerData,
     TickerUpdate,
 )
 
@@ -152,8 +153,6 @@ def test_delta_after_delta_keeps_removals_and_a_new_snapshot_replaces() -> None:
 
 
 def test_trades_concatenate_up_to_a_tail() -> None:
-    from bybit_hybrid_core._codec import PublicTrade
-
     def trades(start: int, n: int) -> PublicTrades:
         rows = tuple(
             PublicTrade(

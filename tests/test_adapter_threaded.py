@@ -15,10 +15,7 @@ from bybit_hybrid.threaded import HybridStream
 from adapter_helpers import no_leaks
 from adapter_scenarios import *  # noqa: F403  (the shared scenarios become this module's tests)
 from adapter_scenarios import Collector, count, options
-from bybit_hybrid_core._config import Endpoints, Link
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._errors import LocalProtocolError
-from bybit_hybrid_core._events import Event, LinkUp, TickerUpdate
+from bybit_hybrid_core import Endpoints, Event, HybridCore, Link, LinkUp, LocalProtocolError, TickerUpdate
 
 
 class ThreadedDriver(Collector):

@@ -6,7 +6,7 @@
 
 Per connection one task dials (TCP, then TLS with SNI and verification for wss://) and reads; the loop
 feeds every input with `anyio.current_time()` to the core, performs its actions and sleeps until the next
-input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.EventBuffer`).
+input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.AsyncMailbox`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +21,12 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, Send
+from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
 
 from ._commands import Commands
+from ._links import Links
 from ._net import LinkStats, anyio_connect, describe, target
-from ._queue import EventBuffer
+from ._queue import AsyncMailbox
 from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_anyio
@@ -46,6 +44,9 @@ class _Conn:
         self.scope = anyio.CancelScope()
         self.stream: ByteStream | None = None
 
+    def close(self) -> None:
+        self.scope.cancel()  # the task closes the stream on its way out
+
 
 class HybridStream(Commands):
     """A Bybit V5 hybrid stream on anyio. Arguments: see `bybit_hybrid.config` (args or environment).
@@ -57,25 +58,20 @@ class HybridStream(Commands):
     def __init__(self, api_key: str | None = None, api_secret: str | None = None, **options: Any) -> None:
         self.settings = settings(api_key, api_secret, **options)
         self.core = HybridCore(self.settings.config)
-        self.links: dict[Link, LinkStats] = {link: LinkStats() for link in Link}
-        self._buffer = EventBuffer(self.settings.max_pending)
-        self._batch: deque[Event] = deque()
-        self._conns: dict[Link, _Conn] = {}
-        self._ready: anyio.Event | None = None  # made on the event loop (anyio needs a running backend)
+        self._links: Links[_Conn] = Links(self.core)
+        self.links: dict[Link, LinkStats] = self._links.stats
+        self._mailbox = AsyncMailbox(self.settings.max_pending, anyio.Event)
         self._tg: TaskGroup | None = None
         self._tasks: TaskGroup | None = None
         self._tx: MemoryObjectSendStream[Item] | None = None
-        self._failure: BaseException | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "running" if self._tg else "new"
-        return f"<HybridStream anyio {state} links={sorted(self._conns)} pending={len(self._buffer)}>"
+        state = "closed" if self._mailbox.closed else "running" if self._tg else "new"
+        return f"<HybridStream anyio {state} links={sorted(self._links)} pending={len(self._mailbox)}>"
 
     # ----------------------------------------------------------------------------- the application side
 
     async def __aenter__(self) -> HybridStream:
-        self._ready = anyio.Event()
         started = anyio.current_time()
         self._wall = WallClock(started)
         self.core.start(started, self._wall.wall_ms())  # commands work from here on
@@ -98,29 +94,17 @@ class HybridStream(Commands):
         return self
 
     async def __anext__(self) -> Event:
-        while not self._batch:
-            batch = await self.next_batch()
-            if not batch:
-                raise StopAsyncIteration
-            self._batch.extend(batch)
-        return self._batch.popleft()
+        return await self._mailbox.next_event()
 
     async def next_batch(self) -> list[Event]:
         """Every pending event, oldest first; waits for at least one. [] once the stream is closed;
         raises what stopped the loop if it failed."""
-        while not self._buffer:
-            if self._failure is not None:
-                raise self._failure
-            if self._closed:
-                return []
-            self._ready = anyio.Event()
-            await self._ready.wait()
-        return self._buffer.drain()
+        return await self._mailbox.next_batch()
 
     @property
     def pending(self) -> int:
         """Events waiting for the application (bounded for market data; see `_queue`)."""
-        return len(self._buffer)
+        return len(self._mailbox)
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller
@@ -134,15 +118,15 @@ class HybridStream(Commands):
     async def _run(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
         async with anyio.create_task_group() as tasks, inbox:
             self._tasks = tasks
+            failure = None
             try:
                 await self._loop(inbox)
             except Exception as exc:  # a bug, not the network: surface it to the application
                 log.exception("bybit_hybrid loop failed")
-                self._failure = exc
+                failure = exc
             finally:
                 tasks.cancel_scope.cancel()  # every connection task closes its socket on the way out
-                self._closed = True
-                self._wake()
+                self._mailbox.close(failure)
 
     async def _loop(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
         clock, core = anyio.current_time, self.core
@@ -154,8 +138,7 @@ class HybridStream(Commands):
             for action in out.actions:
                 await self._perform(action)
             if out.events:
-                self._buffer.extend(out.events)
-                self._wake()
+                self._mailbox.put(out.events)
             item = None
             with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
                 item = await inbox.receive()
@@ -164,53 +147,31 @@ class HybridStream(Commands):
             else:
                 self._feed(*item, now=clock())
 
-    def _wake(self) -> None:
-        if self._ready is not None:
-            self._ready.set()
-
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
             self.core.positions_snapshot(conn, payload[0], payload[1], now)
-        elif kind != "poll" and self._conns.get(link) is conn:  # else: late, from a replaced connection
-            if kind == "up":
-                self.links[link].connects += 1
-                self.core.connected(link, now)
-            elif kind == "data":
-                stats = self.links[link]
-                stats.bytes_in += len(payload)
-                stats.last_receive = now
-                self.core.receive(link, payload, now)
-            else:
-                self._close(link)
-                self.core.lost(link, now, payload)
+        elif kind != "poll":  # "poll" only wakes the loop, after a command
+            self._links.report(kind, link, conn, payload, now)
 
     async def _perform(self, action: Action) -> None:
         assert self._tasks is not None
         match action:
             case Dial(link=link, url=url):
-                self._close(link)
-                new = self._conns[link] = _Conn()
-                self.links[link].dials += 1
+                new = self._links.dial(link, _Conn())
                 self._tasks.start_soon(self._connection, link, new, url)
             case Send(link=link, data=data):
-                conn = self._conns.get(link)
+                conn = self._links.get(link)
                 if conn is None or conn.stream is None:
                     return  # the link went away after the core asked; it learns so from the "lost" input
                 try:
                     with anyio.fail_after(self.settings.connect_timeout):
                         await conn.stream.send(data)
                 except Exception as exc:
-                    self._close(link)
-                    self.core.lost(link, anyio.current_time(), describe(exc))
+                    self._links.lost(link, anyio.current_time(), describe(exc))
             case Hangup(link=link):
-                self._close(link)
+                self._links.close(link)
             case FetchPositions(request=request, timeout=timeout):
                 self._tasks.start_soon(self._fetch, request, timeout)
-
-    def _close(self, link: Link) -> None:
-        conn = self._conns.pop(link, None)
-        if conn is not None:
-            conn.scope.cancel()
 
     async def _post(self, item: Item) -> None:
         assert self._tx is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bybit_hybrid_core._core import HybridCore
+from bybit_hybrid_core import HybridCore
 
 __all__ = ["Commands"]
 

@@ -11,19 +11,22 @@ and moves to the back (so order is kept: nothing older overtakes something newer
 
 Everything else (position, order, execution, wallet, link and error events) is never dropped. Market data is
 therefore bounded by the number of keys, and a slow consumer cannot grow memory without bound.
-Not thread-safe: the threaded adapter guards it with its own lock.
+Not thread-safe: the threaded adapter's `Mailbox` guards it with a lock; the async adapters' `AsyncMailbox`
+lives on their event loop.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
+from typing import Protocol
 
 import msgspec
 
-from bybit_hybrid_core._events import (
+from bybit_hybrid_core import (
     Event,
     KlineUpdate,
     Level,
@@ -34,7 +37,7 @@ from bybit_hybrid_core._events import (
     TickerUpdate,
 )
 
-__all__ = ["TAIL", "CallbackFailed", "EventBuffer", "Mailbox", "conflation_key"]
+__all__ = ["TAIL", "AsyncMailbox", "CallbackFailed", "EventBuffer", "Mailbox", "conflation_key"]
 
 log = logging.getLogger("bybit_hybrid")
 
@@ -195,3 +198,68 @@ class Mailbox:
                                 )
                             ]
                         )
+
+
+class _Signal(Protocol):
+    """`asyncio.Event` or `anyio.Event`; neither is imported here (`bybit_hybrid.asyncio` needs no anyio)."""
+
+    def set(self) -> None: ...
+    async def wait(self) -> object: ...
+
+
+class AsyncMailbox:
+    """The async adapters' `Mailbox`: an `EventBuffer` on one event loop, which the adapter's loop fills and
+    the application drains with `next_batch` or `next_event` (its `async for`).
+
+    Args:
+        limit: the buffer's `limit` (`max_pending`).
+        signal: makes the event a waiting consumer sleeps on (`asyncio.Event`, `anyio.Event`); called on the
+            event loop only, since anyio needs a running backend.
+    """
+
+    __slots__ = ("_batch", "_ready", "_signal", "buffer", "closed", "failure")
+
+    def __init__(self, limit: int, signal: Callable[[], _Signal]) -> None:
+        self.buffer = EventBuffer(limit)
+        self.closed = False
+        self.failure: BaseException | None = None
+        self._signal = signal
+        self._ready: _Signal | None = None  # the consumer's, while it waits
+        self._batch: deque[Event] = deque()  # drained but not yet handed out by next_event
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def put(self, events: Iterable[Event]) -> None:
+        self.buffer.extend(events)
+        self._wake()
+
+    def close(self, failure: BaseException | None = None) -> None:
+        """No more events come; `failure` (what stopped the loop) is raised to the consumer once drained."""
+        self.closed, self.failure = True, failure
+        self._wake()
+
+    async def next_batch(self) -> list[Event]:
+        """Every pending event, oldest first; waits for at least one. [] once closed; raises what stopped the
+        loop if it failed."""
+        while not self.buffer:
+            if self.failure is not None:
+                raise self.failure
+            if self.closed:
+                return []
+            self._ready = self._signal()  # a fresh one each time: anyio's events cannot be cleared
+            await self._ready.wait()
+        return self.buffer.drain()
+
+    async def next_event(self) -> Event:
+        """The next event, for `__anext__`: raises StopAsyncIteration once closed and drained."""
+        while not self._batch:
+            batch = await self.next_batch()
+            if not batch:
+                raise StopAsyncIteration
+            self._batch.extend(batch)
+        return self._batch.popleft()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()

@@ -16,17 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, RestRequest, Send
+from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, RestRequest, Send
 
 from ._commands import Commands
+from ._links import Links
 from ._net import LinkStats, describe, target
-from ._queue import EventBuffer
+from ._queue import AsyncMailbox
 from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_asyncio
@@ -44,6 +42,10 @@ class _Conn:
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
 
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()  # the task aborts the transport on its way out
+
 
 class HybridStream(Commands):
     """A Bybit V5 hybrid stream on stdlib asyncio. Arguments: see `bybit_hybrid.config`.
@@ -55,20 +57,16 @@ class HybridStream(Commands):
     def __init__(self, api_key: str | None = None, api_secret: str | None = None, **options: Any) -> None:
         self.settings = settings(api_key, api_secret, **options)
         self.core = HybridCore(self.settings.config)
-        self.links: dict[Link, LinkStats] = {link: LinkStats() for link in Link}
-        self._buffer = EventBuffer(self.settings.max_pending)
-        self._batch: deque[Event] = deque()
-        self._conns: dict[Link, _Conn] = {}
+        self._links: Links[_Conn] = Links(self.core)
+        self.links: dict[Link, LinkStats] = self._links.stats
+        self._mailbox = AsyncMailbox(self.settings.max_pending, asyncio.Event)
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox: asyncio.Queue[Item] = asyncio.Queue(256)
-        self._ready = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "running" if self._run_task else "new"
-        return f"<HybridStream asyncio {state} links={sorted(self._conns)} pending={len(self._buffer)}>"
+        state = "closed" if self._mailbox.closed else "running" if self._run_task else "new"
+        return f"<HybridStream asyncio {state} links={sorted(self._links)} pending={len(self._mailbox)}>"
 
     # ----------------------------------------------------------------------------- the application side
 
@@ -92,24 +90,12 @@ class HybridStream(Commands):
         return self
 
     async def __anext__(self) -> Event:
-        while not self._batch:
-            batch = await self.next_batch()
-            if not batch:
-                raise StopAsyncIteration
-            self._batch.extend(batch)
-        return self._batch.popleft()
+        return await self._mailbox.next_event()
 
     async def next_batch(self) -> list[Event]:
         """Every pending event, oldest first; waits for at least one. [] once the stream is closed;
         raises what stopped the loop if it failed."""
-        while not self._buffer:
-            if self._failure is not None:
-                raise self._failure
-            if self._closed:
-                return []
-            self._ready.clear()
-            await self._ready.wait()
-        return self._buffer.drain()
+        return await self._mailbox.next_batch()
 
     @property
     def started(self) -> bool:
@@ -118,7 +104,8 @@ class HybridStream(Commands):
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Events waiting for the application (bounded for market data; see `_queue`)."""
+        return len(self._mailbox)
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller
@@ -128,11 +115,12 @@ class HybridStream(Commands):
     # ------------------------------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
+        failure = None
         try:
             await self._loop()
         except Exception as exc:  # a bug, not the network: surface it to the application
             log.exception("bybit_hybrid loop failed")
-            self._failure = exc
+            failure = exc
         finally:
             # Cancel until every task is done: a cancellation racing a finished await can be swallowed.
             pending = set(self._tasks)
@@ -140,8 +128,7 @@ class HybridStream(Commands):
                 for task in pending:
                     task.cancel()
                 _, pending = await asyncio.wait(pending, timeout=1.0)
-            self._closed = True
-            self._ready.set()
+            self._mailbox.close(failure)
 
     async def _loop(self) -> None:
         clock, core = asyncio.get_running_loop().time, self.core
@@ -153,8 +140,7 @@ class HybridStream(Commands):
             for action in out.actions:
                 self._perform(action)
             if out.events:
-                self._buffer.extend(out.events)
-                self._ready.set()
+                self._mailbox.put(out.events)
             try:
                 async with asyncio.timeout_at(out.deadline):
                     item = await self._inbox.get()
@@ -166,32 +152,20 @@ class HybridStream(Commands):
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
             self.core.positions_snapshot(conn, payload[0], payload[1], now)
-        elif kind != "poll" and self._conns.get(link) is conn:  # else: late, from a replaced connection
-            if kind == "up":
-                self.links[link].connects += 1
-                self.core.connected(link, now)
-            elif kind == "data":
-                stats = self.links[link]
-                stats.bytes_in += len(payload)
-                stats.last_receive = now
-                self.core.receive(link, payload, now)
-            else:
-                self._close(link)
-                self.core.lost(link, now, payload)
+        elif kind != "poll":  # "poll" only wakes the loop, after a command
+            self._links.report(kind, link, conn, payload, now)
 
     def _perform(self, action: Action) -> None:
         match action:
             case Dial(link=link, url=url):
-                self._close(link)
-                new = self._conns[link] = _Conn()
-                self.links[link].dials += 1
+                new = self._links.dial(link, _Conn())
                 new.task = self._spawn(self._connection(link, new, url))
             case Send(link=link, data=data):
-                conn = self._conns.get(link)
+                conn = self._links.get(link)
                 if conn is not None and conn.writer is not None and not conn.writer.is_closing():
                     conn.writer.write(data)
             case Hangup(link=link):
-                self._close(link)
+                self._links.close(link)
             case FetchPositions(request=request, timeout=timeout):
                 self._spawn(self._fetch(request, timeout))
 
@@ -200,11 +174,6 @@ class HybridStream(Commands):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def _close(self, link: Link) -> None:
-        conn = self._conns.pop(link, None)
-        if conn is not None and conn.task is not None:
-            conn.task.cancel()
 
     async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
         try:

@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from bybit_hybrid_core._config import Link
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import Action, Dial, Event, FetchPositions, Hangup, Send
+from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
 
 from ._commands import Commands
+from ._links import Links
 from ._net import LinkStats, describe
 from ._queue import Mailbox
 from ._sockets import SelectorSocket, dial
@@ -49,6 +48,10 @@ class _Conn:
         self.link = link
         self.io: SelectorSocket | None = None  # set once the dial thread hands the socket over
 
+    def close(self) -> None:
+        if self.io is not None:
+            self.io.close()
+
 
 class HybridStream(Commands):
     """A Bybit V5 hybrid stream on threads. Arguments: see `bybit_hybrid.config`; `on_event` is called with
@@ -60,17 +63,17 @@ class HybridStream(Commands):
     ) -> None:  # fmt: skip
         self.settings = settings(api_key, api_secret, **options)
         self.core = HybridCore(self.settings.config)
-        self.links: dict[Link, LinkStats] = {link: LinkStats() for link in Link}
+        self._links: Links[_Conn] = Links(self.core)
+        self.links: dict[Link, LinkStats] = self._links.stats
         self._on_event = on_event
         self._mailbox = Mailbox(self.settings.max_pending)
         self._inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._conns: dict[Link, _Conn] = {}
         self._helpers: set[threading.Thread] = set()
         self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._mailbox.closed else "running" if self._threads else "new"
-        return f"<HybridStream threaded {state} links={sorted(self._conns)} pending={len(self._mailbox)}>"
+        return f"<HybridStream threaded {state} links={sorted(self._links)} pending={len(self._mailbox)}>"
 
     # ----------------------------------------------------------------------------- the application side
 
@@ -118,6 +121,7 @@ class HybridStream(Commands):
 
     @property
     def pending(self) -> int:
+        """Events waiting for the application (bounded for market data; see `_queue`)."""
         return len(self._mailbox)
 
     def call(self, fn: Callable[[HybridCore], Any], timeout: float = 10.0) -> Any:
@@ -155,8 +159,7 @@ class HybridStream(Commands):
             self._mailbox.close(failure)
             while not self._inbox.empty():  # what came after the end: sockets to close, calls to run
                 self._feed(*self._inbox.get(), now=0.0, stopping=True)
-            for link in list(self._conns):
-                self._close(link)
+            self._links.close_all()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -194,12 +197,11 @@ class HybridStream(Commands):
                 payload.set_exception(exc)
         elif kind == "rest" and not stopping:
             self.core.positions_snapshot(conn, payload[0], payload[1], now)
-        elif kind == "up" and (stopping or self._conns.get(link) is not conn):
+        elif kind == "up" and (stopping or not self._links.current(link, conn)):
             payload.close()  # late: the connection was replaced or hung up while dialing
         elif kind == "up":
             conn.io = SelectorSocket(self._selector, payload, conn)
-            self.links[link].connects += 1
-            self.core.connected(link, now)
+            self._links.connected(link, now)
         elif kind == "lost" and not stopping:
             self._lost(conn, payload)
         return kind != "stop"
@@ -207,29 +209,27 @@ class HybridStream(Commands):
     def _perform(self, action: Action) -> None:
         match action:
             case Dial(link=link, url=url):
-                self._close(link)
-                new = self._conns[link] = _Conn(link)
-                self.links[link].dials += 1
+                new = self._links.dial(link, _Conn(link))
                 settings = self.settings
                 self._helper(
                     ("up", link, new, None), dial, url, settings.ssl_context, settings.connect_timeout
                 )
             case Send(link=link, data=data):
-                conn = self._conns.get(link)
+                conn = self._links.get(link)
                 if conn is not None and conn.io is not None:
                     try:
                         conn.io.write(data)
                     except OSError as exc:
                         self._lost(conn, describe(exc))
             case Hangup(link=link):
-                self._close(link)
+                self._links.close(link)
             case FetchPositions(request=request, timeout=timeout):
                 self._helper(
                     ("rest", None, request, None), fetch_sync, request, self.settings.ssl_context, timeout
                 )
 
     def _io(self, conn: _Conn, mask: int) -> None:
-        if self._conns.get(conn.link) is not conn or conn.io is None:
+        if not self._links.current(conn.link, conn) or conn.io is None:
             return
         try:
             if mask & selectors.EVENT_WRITE:
@@ -238,21 +238,12 @@ class HybridStream(Commands):
         except OSError as exc:
             self._lost(conn, describe(exc))
             return
-        stats = self.links[conn.link]
         for data in chunks:  # a last b"" is end of stream: the core hangs up and redials
-            stats.bytes_in += len(data)
-            stats.last_receive = time.monotonic()
-            self.core.receive(conn.link, data, stats.last_receive)
+            self._links.received(conn.link, data, time.monotonic())
 
     def _lost(self, conn: _Conn, reason: str) -> None:
-        if self._conns.get(conn.link) is conn:
-            self._close(conn.link)
-            self.core.lost(conn.link, time.monotonic(), reason)
-
-    def _close(self, link: Link) -> None:
-        conn = self._conns.pop(link, None)
-        if conn is not None and conn.io is not None:
-            conn.io.close()
+        if self._links.current(conn.link, conn):
+            self._links.lost(conn.link, time.monotonic(), reason)
 
     def _helper(self, item: Item, fn: Callable[..., Any], *args: Any) -> None:
         """Run blocking `fn(*args)` on a thread; post `item` with its result (or "lost" if it raised)."""
