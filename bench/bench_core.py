@@ -29,7 +29,7 @@ from typing import Any
 from core_peers import DictPeer, PybitPeer, feed, loads_only, no_op
 from core_stream import FAMILIES, POSITION, TLS_RECORD, Stream, live_core, make_stream, rest_body
 
-from bybit_hybrid_core._events import Hangup, LinkDown, ProtocolProblem
+from bybit_hybrid_core import Hangup, LinkDown, ProtocolProblem
 
 _CLOCK = time.process_time  # CPU time of this process: other processes on the machine only stretch wall time
 _BAD = (LinkDown, ProtocolProblem)

@@ -23,7 +23,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from bybit_hybrid_core._codec.frames import _vet, decode
+from bybit_hybrid_core.codec import decode, vet_numbers
 
 SAMPLES = Path(
     os.environ.get("BYBIT_SAMPLES_DIR", Path(__file__).resolve().parents[2] / "shared" / "bybit-v5-samples")
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.process_time()
         for _ in range(args.repeat):
             for msg, raw in pairs:
-                _vet(msg, raw, "")
+                vet_numbers(msg, raw, "")
         gate = (time.process_time() - start) / args.repeat / len(pairs)
         print(f"of decode's {family} time, {gate * 1e6:.2f} µs is vetting the numbers (finite, sane, signed"
               " right, no bare numbers; the peer checks nothing)")  # fmt: skip

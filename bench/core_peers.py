@@ -29,7 +29,7 @@ from core_stream import Entry
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from bybit_hybrid_core._config import Link
+from bybit_hybrid_core import Link
 
 __all__ = ["DictPeer", "PybitPeer", "feed", "loads_only", "no_op"]
 

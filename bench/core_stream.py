@@ -23,11 +23,8 @@ from typing import Any
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from bybit_hybrid_core._config import Config, Credentials, Link, Timings
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import FetchPositions, Send
-from bybit_hybrid_core.testing._exchange.replies import auth_reply, dumps, pong_reply, subscribe_reply
-from bybit_hybrid_core.testing._venue.venue import Venue
+from bybit_hybrid_core import Config, Credentials, FetchPositions, HybridCore, Link, Send, Timings
+from bybit_hybrid_core.testing import Venue, auth_reply, dumps, pong_reply, subscribe_reply
 
 __all__ = ["FAMILIES", "POSITION", "Entry", "Stream", "framer", "live_core", "make_stream"]
 

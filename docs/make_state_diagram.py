@@ -13,7 +13,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bybit_hybrid_core._link.states import TRANSITIONS
+from bybit_hybrid_core._link import (
+    TRANSITIONS,  # the internals, drawn: the one docs tool that reads a private face
+)
 
 PAGE = Path(__file__).with_name("architecture.md")
 BEGIN, END = "<!-- state-diagram:begin -->", "<!-- state-diagram:end -->"

@@ -18,9 +18,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from scenario import CREDS, FAILURES
 
-from bybit_hybrid_core import Config, Endpoints, Link
-from bybit_hybrid_core._core import HybridCore
-from bybit_hybrid_core._events import Event, LinkDown, ProtocolProblem, Send
+from bybit_hybrid_core import Config, Endpoints, Event, HybridCore, Link, LinkDown, ProtocolProblem, Send
 from bybit_hybrid_core.testing import FakeExchange, ServerSend
 from repo_paths import SAMPLES
 

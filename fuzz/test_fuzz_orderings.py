@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from scenario import DATA_FAULTS, FAILURES, KINDS, LINK_FAULTS, SERVICE_FAULTS, SYMBOLS, Step, apply, new_sim
 
-from bybit_hybrid_core._events import (
+from bybit_hybrid_core import (
     Event,
     LinkDown,
     PositionClosed,

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bybit_hybrid.cli import main
 from bybit_hybrid.cli.errors import transport_error
-from bybit_hybrid.cli.main import main
 from bybit_hybrid.cli.view import PositionBoard, Screen
 from bybit_hybrid.server import ServedExchange
 from bybit_hybrid.threaded import HybridStream

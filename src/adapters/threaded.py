@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
+from bybit_hybrid_core import Action, Config, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
 
 from ._commands import Commands
 from ._links import Links
@@ -59,10 +59,13 @@ class HybridStream(Commands):
 
     def __init__(
         self, api_key: str | None = None, api_secret: str | None = None, *,
-        on_event: Callable[[Event], object] | None = None, **options: Any,
+        on_event: Callable[[Event], object] | None = None,
+        make_core: Callable[[Config], HybridCore] = HybridCore, **options: Any,
     ) -> None:  # fmt: skip
         self.settings = settings(api_key, api_secret, **options)
-        self.core = HybridCore(self.settings.config)
+        # `make_core`: a core of your own built from the settings' config, e.g. one that records what it is
+        # fed (`bybit-hybrid record`); the loop drives whatever it returns.
+        self.core = make_core(self.settings.config)
         self._links: Links[_Conn] = Links(self.core)
         self.links: dict[Link, LinkStats] = self._links.stats
         self._on_event = on_event

@@ -6,21 +6,13 @@ Anything the remote side sends, however broken, becomes a `ProtocolProblem` even
 
 from __future__ import annotations
 
-__all__ = ["DecodeError", "LocalProtocolError", "RemoteProtocolError"]
+__all__ = ["DecodeError", "LocalProtocolError"]
 
 
 class LocalProtocolError(Exception):
     """The caller misused the API (e.g. `receive()` before `start()`).
 
     The message says what to do instead. The core's state is unchanged when this is raised.
-    """
-
-
-class RemoteProtocolError(Exception):
-    """The remote side broke the protocol.
-
-    Used inside the core only; at the core's boundary it turns into a `ProtocolProblem` event,
-    a hang-up and a redial where that is right. It never escapes `HybridCore.receive()`.
     """
 
 

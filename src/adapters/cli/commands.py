@@ -121,13 +121,17 @@ def run_record(args: Any) -> int:
         )
     key, secret = keys_from_env() if args.private else ("", "")
     categories = (args.category,) if topics else ()
-    stream = open_stream(key, secret, categories=categories, topics=topics, **endpoint_options(args))
     try:
         out = open(args.file, "w", encoding="utf-8")  # noqa: SIM115  (closed below, after the stream stops)
     except OSError as exc:
         raise CliError(f"cannot write {args.file}: {exc.strerror or exc}", "check the path") from None
     with out:
-        core = stream.core = RecordingCore(stream.settings.config, out)
+        stream = open_stream(
+            key, secret, categories=categories, topics=topics,
+            make_core=lambda config: RecordingCore(config, out), **endpoint_options(args),
+        )  # fmt: skip
+        core = stream.core
+        assert isinstance(core, RecordingCore)
         board = RecordBoard(f"bybit-hybrid record: {args.file}", core, 0.0)
         run = LiveRun(
             stream, board, json=args.json, tty=sys.stdout.isatty(), duration=args.duration, interval=5.0

@@ -1,4 +1,11 @@
-"""FACE OF bybit_hybrid_core._codec (docstring to be written)."""
+"""The codec: a text frame's payload to a typed message and back. No bytes, no state, no clock.
+
+`frames.decode` classifies and decodes every inbound Bybit V5 frame; `public` and `private` hold the topic
+Structs, `control` the replies (auth, pong, subscribe acks) and the ops we send, `fields` Bybit's number
+types and the rules every number obeys. Imported by the link (decode), the data plane (the Structs, the
+number rules for REST rows) and the events (rows they carry); the public `bybit_hybrid_core.codec` is its
+face for users.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,12 @@ from .control import (
     encode_subscribe,
     encode_unsubscribe,
 )
-from .frames import Message, OtherTopicMessage, TopicMessage, decode
 from .fields import RULES, DecimalOrNone, FieldRules, check_values, dec_hook, explain
+from .frames import ControlMessage, Message, OtherTopicMessage, TopicMessage, decode, vet_numbers
 from .private import (
     ExecutionMessage,
     ExecutionRow,
+    ExtraFee,
     FastExecutionMessage,
     FastExecutionRow,
     GreeksMessage,
@@ -46,9 +54,11 @@ from .public import (
 __all__ = [
     "RULES",
     "AuthReply",
+    "ControlMessage",
     "DecimalOrNone",
     "ExecutionMessage",
     "ExecutionRow",
+    "ExtraFee",
     "FastExecutionMessage",
     "FastExecutionRow",
     "FieldRules",
@@ -86,4 +96,5 @@ __all__ = [
     "encode_subscribe",
     "encode_unsubscribe",
     "explain",
+    "vet_numbers",
 ]

@@ -118,6 +118,7 @@ __all__ = [
     "encode_ping",
     "encode_subscribe",
     "encode_unsubscribe",
+    "vet_numbers",
 ]
 
 
@@ -248,12 +249,12 @@ def _fast(data: bytes | str) -> Any:
         return None  # the envelope pass names the real topic and the real problem
     if msg.topic != topic or type(msg) is OldLiquidationMessage:
         return None
-    _vet(msg, data, topic)
+    vet_numbers(msg, data, topic)
     return msg
 
 
 def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
-    _vet(msg, data, topic)
+    vet_numbers(msg, data, topic)
     if isinstance(msg, OldLiquidationMessage):
         msg = msg.convert()
     result: TopicMessage = msg
@@ -330,7 +331,7 @@ _WALKED = (
 )  # fmt: skip
 
 
-def _vet(msg: Any, data: bytes | str, topic: str) -> None:
+def vet_numbers(msg: Any, data: bytes | str, topic: str) -> None:
     """Raise DecodeError if a number in `msg` breaks its field's rule (see `_codec_fields.check_values`)."""
     gate = _GATES.get(type(msg))
     if gate is None and not isinstance(msg, _WALKED):

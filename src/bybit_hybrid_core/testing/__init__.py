@@ -6,7 +6,8 @@
     sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
     sim.advance(2.0)
 
-See docs/testing.md.
+See docs/testing.md. `auth_reply`, `pong_reply`, `subscribe_reply` and `dumps` build Bybit's replies for a
+server of your own (bench/ uses them).
 """
 
 from ._exchange import (
@@ -17,6 +18,10 @@ from ._exchange import (
     ServerClose,
     ServerSend,
     VenueLike,
+    auth_reply,
+    dumps,
+    pong_reply,
+    subscribe_reply,
 )
 from ._sim import Simulation, SimulationStuck
 from ._sim_chaos import FAULTS, Chaos
@@ -36,4 +41,8 @@ __all__ = [
     "SimulationStuck",
     "Venue",
     "VenueLike",
+    "auth_reply",
+    "dumps",
+    "pong_reply",
+    "subscribe_reply",
 ]
