@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from bybit_hybrid_core._codec import frames as _codec
-from bybit_hybrid_core._codec.frames import (
+from bybit_hybrid_core._codec import (
     AuthReply,
     ExecutionMessage,
     FastExecutionMessage,
@@ -42,6 +41,7 @@ from bybit_hybrid_core._codec.frames import (
     encode_subscribe,
     encode_unsubscribe,
 )
+from bybit_hybrid_core._codec import frames as _codec
 from bybit_hybrid_core._errors import DecodeError
 from repo_paths import SAMPLES
 

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bybit_hybrid_core import Config, Credentials, Endpoints, PositionUpdate, ProtocolProblem
+from bybit_hybrid_core._codec import Message, TickerMessage, decode
 from bybit_hybrid_core._codec import private as _codec_private
 from bybit_hybrid_core._codec import public as _codec_public
 from bybit_hybrid_core._codec.fields import RULES, check_values, market_key
-from bybit_hybrid_core._codec.frames import Message, TickerMessage, decode
 from bybit_hybrid_core._errors import DecodeError
 from bybit_hybrid_core.testing import DEFAULT_START_MS, Simulation, Venue
 from repo_paths import SAMPLES

@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from bybit_hybrid_core._codec.frames import decode
+from bybit_hybrid_core._codec import decode
 from bybit_hybrid_core._config import Config, Credentials, Link, Timings
 from bybit_hybrid_core._events import Action, Event, FetchPositions
 from bybit_hybrid_core._plane.plane import DataPlane

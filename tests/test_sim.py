@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from bybit_hybrid_core import Config, Credentials, Endpoints, Link, Timings
-from bybit_hybrid_core._codec.frames import decode
+from bybit_hybrid_core._codec import decode
 from bybit_hybrid_core._events import (
     AuthFailed,
     Event,

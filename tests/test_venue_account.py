@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bybit_hybrid_core._codec.frames import (
+from bybit_hybrid_core._codec import (
     ExecutionMessage,
     FastExecutionMessage,
     OrderMessage,

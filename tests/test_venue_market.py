@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bybit_hybrid_core._codec.frames import (
+from bybit_hybrid_core._codec import (
     KlineMessage,
     LiquidationMessage,
     OrderbookMessage,

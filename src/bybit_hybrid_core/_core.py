@@ -20,21 +20,7 @@ from __future__ import annotations
 
 from random import Random
 
-from ._codec import (
-    ExecutionMessage,
-    FastExecutionMessage,
-    GreeksMessage,
-    KlineMessage,
-    LiquidationMessage,
-    OrderbookMessage,
-    OrderMessage,
-    PositionMessage,
-    PublicTradeMessage,
-    TickerData,
-    TickerMessage,
-    TopicMessage,
-    WalletMessage,
-)
+from ._codec import PRIVATE_MESSAGES, PUBLIC_MESSAGES, TickerData, TopicMessage
 from ._config import CATEGORIES, MAX_SHARDS, Config, Link
 from ._errors import LocalProtocolError
 from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
@@ -43,15 +29,6 @@ from ._link import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, DialBudget, Input, Lin
 from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
-
-# Which link may carry which data: a private topic on a public link (or the reverse) is the remote's
-# mistake, reported and dropped, never applied (a forged position must not open tickers or positions).
-_PRIVATE_ONLY = frozenset(
-    {PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage}
-)
-_PUBLIC_ONLY = frozenset(
-    {TickerMessage, OrderbookMessage, PublicTradeMessage, KlineMessage, LiquidationMessage}
-)
 
 
 class HybridCore:
@@ -238,7 +215,8 @@ class HybridCore:
 
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
         kind = type(msg)
-        if kind in (_PRIVATE_ONLY if link is not Link.PRIVATE else _PUBLIC_ONLY):
+        if kind in (PRIVATE_MESSAGES if link is not Link.PRIVATE else PUBLIC_MESSAGES):
+            # a forged position must not open tickers or positions: reported and dropped, never applied
             where = "public" if link is not Link.PRIVATE else "private"
             self.emit(ProtocolProblem(link=link, at=now, detail=f"{msg.topic}: not a {where} topic; ignored"))
             return

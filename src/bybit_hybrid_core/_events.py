@@ -8,7 +8,7 @@ self-describing JSON object (the CLI's NDJSON output relies on this).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -67,8 +67,14 @@ __all__ = [
     "WalletUpdate",
 ]
 
-PositionKey = tuple[str, str, int]
-"""(category, symbol, positionIdx): 0 one-way, 1 hedge Buy leg, 2 hedge Sell leg."""
+
+class PositionKey(NamedTuple):
+    """Which position: (category, symbol, positionIdx). A plain tuple compares and hashes equal to it."""
+
+    category: str
+    symbol: str
+    position_idx: int  # 0 one-way, 1 hedge Buy leg, 2 hedge Sell leg
+
 
 Level = tuple[Decimal, Decimal]
 """(price, size) of one order book level."""
@@ -336,7 +342,7 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def key(self) -> PositionKey:
-        return (self.category, self.symbol, self.position_idx)
+        return PositionKey(self.category, self.symbol, self.position_idx)
 
 
 class PositionUpdate(Event, frozen=True):
@@ -365,7 +371,7 @@ class PositionUpdate(Event, frozen=True):
 
     @property
     def key(self) -> PositionKey:
-        return (self.category, self.symbol, self.position_idx)
+        return PositionKey(self.category, self.symbol, self.position_idx)
 
 
 class PositionOpened(Event, frozen=True):

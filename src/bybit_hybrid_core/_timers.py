@@ -1,31 +1,35 @@
 """Named deadlines (aioquic style): timers are data, not callbacks.
 
 The core keeps one `Deadlines` per owner; `earliest()` feeds `Output.deadline` and `due(now)` hands back
-the names whose time has come, earliest first.
+the keys whose time has come, earliest first. A key is a name (`"ping"`) or a tuple that says what the timer
+is for (`("stale", "linear", "BTCUSDT")`): never a string joined from parts and split again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
 
 __all__ = ["Deadlines"]
 
+K = TypeVar("K", bound=Hashable)
 
-class Deadlines:
-    """A mapping of timer name to absolute monotonic time."""
+
+class Deadlines(Generic[K]):
+    """A mapping of timer key to absolute monotonic time."""
 
     __slots__ = ("_at",)
 
     def __init__(self) -> None:
-        self._at: dict[str, float] = {}
+        self._at: dict[K, float] = {}
 
-    def set(self, name: str, when: float) -> None:
+    def set(self, name: K, when: float) -> None:
         self._at[name] = when
 
-    def cancel(self, name: str) -> None:
+    def cancel(self, name: K) -> None:
         self._at.pop(name, None)
 
-    def get(self, name: str) -> float | None:
+    def get(self, name: K) -> float | None:
         return self._at.get(name)
 
     def __contains__(self, name: object) -> bool:
@@ -34,7 +38,7 @@ class Deadlines:
     def earliest(self) -> float | None:
         return min(self._at.values()) if self._at else None
 
-    def due(self, now: float) -> Iterator[str]:
+    def due(self, now: float) -> Iterator[K]:
         """Pop and yield every timer whose deadline is at or before `now`, earliest first."""
         while self._at:
             name, when = min(self._at.items(), key=lambda item: item[1])

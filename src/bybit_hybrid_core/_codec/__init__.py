@@ -21,7 +21,16 @@ from .control import (
     encode_unsubscribe,
 )
 from .fields import RULES, DecimalOrNone, FieldRules, check_values, dec_hook, explain
-from .frames import ControlMessage, Message, OtherTopicMessage, TopicMessage, decode, vet_numbers
+from .frames import (
+    PRIVATE_MESSAGES,
+    PUBLIC_MESSAGES,
+    ControlMessage,
+    Message,
+    OtherTopicMessage,
+    TopicMessage,
+    decode,
+    vet_numbers,
+)
 from .private import (
     ExecutionMessage,
     ExecutionRow,
@@ -52,6 +61,8 @@ from .public import (
 )
 
 __all__ = [
+    "PRIVATE_MESSAGES",
+    "PUBLIC_MESSAGES",
     "RULES",
     "AuthReply",
     "ControlMessage",

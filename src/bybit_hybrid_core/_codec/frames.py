@@ -33,10 +33,6 @@ from .control import (
     SubscribeReply,
     TradeReply,
     classify_control,
-    encode_auth,
-    encode_ping,
-    encode_subscribe,
-    encode_unsubscribe,
 )
 from .fields import (
     RULES,
@@ -51,73 +47,30 @@ from .fields import (
 )
 from .private import (
     ExecutionMessage,
-    ExecutionRow,
-    ExtraFee,
     FastExecutionMessage,
-    FastExecutionRow,
     GreeksMessage,
-    GreeksRow,
     OrderMessage,
-    OrderRow,
     PositionMessage,
-    PositionRow,
-    WalletCoin,
     WalletMessage,
-    WalletRow,
 )
 from .public import (
-    Kline,
     KlineMessage,
-    Liquidation,
     LiquidationMessage,
     OldLiquidationMessage,
-    OrderbookData,
     OrderbookMessage,
-    PublicTrade,
     PublicTradeMessage,
     TickerData,
     TickerMessage,
 )
 
 __all__ = [
-    "AuthReply",
+    "PRIVATE_MESSAGES",
+    "PUBLIC_MESSAGES",
     "ControlMessage",
-    "ExecutionMessage",
-    "ExecutionRow",
-    "ExtraFee",
-    "FastExecutionMessage",
-    "FastExecutionRow",
-    "GreeksMessage",
-    "GreeksRow",
-    "Kline",
-    "KlineMessage",
-    "Liquidation",
-    "LiquidationMessage",
     "Message",
-    "OpReply",
-    "OrderMessage",
-    "OrderRow",
-    "OrderbookData",
-    "OrderbookMessage",
     "OtherTopicMessage",
-    "Pong",
-    "PositionMessage",
-    "PositionRow",
-    "PublicTrade",
-    "PublicTradeMessage",
-    "SubscribeReply",
-    "TickerData",
-    "TickerMessage",
     "TopicMessage",
-    "TradeReply",
-    "WalletCoin",
-    "WalletMessage",
-    "WalletRow",
     "decode",
-    "encode_auth",
-    "encode_ping",
-    "encode_subscribe",
-    "encode_unsubscribe",
     "vet_numbers",
 ]
 
@@ -147,6 +100,15 @@ TopicMessage = (
     | OtherTopicMessage
 )
 ControlMessage = AuthReply | Pong | SubscribeReply | OpReply | TradeReply
+
+# Which link may carry which data (BYBIT_V5.md sections 5, 6): a private topic on a public link (or the
+# reverse) is the remote's mistake, to be reported and dropped, never applied.
+PRIVATE_MESSAGES: frozenset[type] = frozenset(
+    {PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage}
+)
+PUBLIC_MESSAGES: frozenset[type] = frozenset(
+    {TickerMessage, OrderbookMessage, PublicTradeMessage, KlineMessage, LiquidationMessage}
+)
 Message = TopicMessage | ControlMessage
 
 

@@ -78,7 +78,7 @@ class LinkConnection:
         self.machine = LinkStateMachine()
         self.subs = LinkSubs(link, host.next_req_id, timings, rng)
         self.counters = LinkCounters()
-        self.timers = Deadlines()
+        self.timers: Deadlines[str] = Deadlines()  # "connect", "handshake", "auth", "ping", "watch", ...
         self._t = timings
         self._credentials = credentials if link is Link.PRIVATE else None
         self._host = host

@@ -36,7 +36,7 @@ from .pnl import pnl_pct, unrealised_pnl
 __all__ = ["Join"]
 
 Cause = Literal["position", "mark", "snapshot"]
-_SEP = "\x1f"
+_Timer = tuple[Literal["stale"], str, str] | tuple[Literal["conflate"], PositionKey]
 
 
 class _View:
@@ -69,9 +69,8 @@ class Join:
         self._views: dict[PositionKey, _View] = {}
         self._legs: dict[tuple[str, str], dict[PositionKey, None]] = {}
         self._watch: dict[tuple[str, str], float] = {}  # when the symbol got its first open leg
-        self._timers = (
-            Deadlines()
-        )  # "s<US>category<US>symbol" stale, "c<US>category<US>symbol<US>idx" conflate
+        # ("stale", category, symbol): re-check a symbol's mark; ("conflate", key): a held-back update
+        self._timers: Deadlines[_Timer] = Deadlines()
 
     # -------------------------------------------------------------------------------- lifecycle
 
@@ -85,19 +84,19 @@ class Join:
     def closed(self, key: PositionKey) -> None:
         """The position closed: forget its view and anything pending for it."""
         self._views.pop(key, None)
-        self._timers.cancel(_SEP.join(("c", key[0], key[1], str(key[2]))))
+        self._timers.cancel(("conflate", key))
         legs = self._legs[(key[0], key[1])]
         del legs[key]
         if not legs:
             del self._legs[(key[0], key[1])]
             del self._watch[(key[0], key[1])]
-            self._timers.cancel(_SEP.join(("s", key[0], key[1])))
+            self._timers.cancel(("stale", key[0], key[1]))
 
     # -------------------------------------------------------------------------------- triggers
 
     def position_changed(self, key: PositionKey, now: float, cause: Cause, link: Link) -> None:
         """The position itself changed: price it now (never conflated)."""
-        self._timers.cancel(_SEP.join(("c", key[0], key[1], str(key[2]))))
+        self._timers.cancel(("conflate", key))
         self._refresh(key, now, cause, link)
         self._arm_stale(key[0], key[1], now)
 
@@ -111,21 +110,20 @@ class Join:
         for key in list(legs):
             view = self._views[key]
             if interval > 0 and view.emitted_at is not None and now < view.emitted_at + interval:
-                name = _SEP.join(("c", category, symbol, str(key[2])))
-                if name not in self._timers:
-                    self._timers.set(name, view.emitted_at + interval)
+                held: _Timer = ("conflate", key)
+                if held not in self._timers:
+                    self._timers.set(held, view.emitted_at + interval)
                 continue
             self._refresh(key, now, "mark", link)
         self._arm_stale(category, symbol, now)
 
     def tick(self, now: float) -> None:
-        for name in self._timers.due(now):
-            kind, category, rest = name.split(_SEP, 2)
-            if kind == "s":
-                self.mark_changed(category, rest, now)
-            else:
-                symbol, _, idx = rest.rpartition(_SEP)
-                self._refresh((category, symbol, int(idx)), now, "mark", self._link(category, symbol))
+        for timer in self._timers.due(now):
+            match timer:
+                case ("stale", category, symbol):
+                    self.mark_changed(category, symbol, now)
+                case ("conflate", key):
+                    self._refresh(key, now, "mark", self._link(key.category, key.symbol))
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
@@ -197,7 +195,7 @@ class Join:
 
     def _arm_stale(self, category: str, symbol: str, now: float) -> None:
         """Make sure a timer fires no later than the symbol's mark turns stale (it re-checks then)."""
-        name = _SEP.join(("s", category, symbol))
+        name: _Timer = ("stale", category, symbol)
         if name in self._timers:
             return
         after = self._timings.stale_mark_after

@@ -78,7 +78,7 @@ class SnapshotSync:
         self._epoch = 0
         self._listings: dict[int, _Listing] = {}
         self._requests: dict[int, _Listing] = {}
-        self._timers = Deadlines()  # "retry:<n>" / "expire:<request id>"
+        self._timers: Deadlines[tuple[str, int]] = Deadlines()  # ("retry", listing) / ("expire", request id)
 
     @property
     def active(self) -> bool:
@@ -110,7 +110,7 @@ class SnapshotSync:
         if listing is None:
             return None  # an answer to a round that was superseded (private reconnect) or timed out
         listing.pending = None
-        self._timers.cancel(f"expire:{request.id}")
+        self._timers.cancel(("expire", request.id))
         try:
             page = parse_page(request, status, body, now)
         except SnapshotError as exc:
@@ -135,16 +135,15 @@ class SnapshotSync:
         return self._complete(listing.category)
 
     def tick(self, now: float, wall_ms: int) -> None:
-        for name in self._timers.due(now):
-            kind, _, number = name.partition(":")
+        for kind, number in self._timers.due(now):
             # answers cancel their "expire", `cancel` clears every timer, and a listing with a retry due is
-            # not done, so its category cannot have completed: each name still names what it did
+            # not done, so its category cannot have completed: each key still names what it did
             if kind == "expire":
-                listing = self._requests.pop(int(number))
+                listing = self._requests.pop(number)
                 listing.pending = None
                 self._failed(listing, "no answer to the request in time", now)
             else:
-                self._request(self._listings[int(number)], now, wall_ms)
+                self._request(self._listings[number], now, wall_ms)
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
@@ -166,7 +165,7 @@ class SnapshotSync:
         )
         listing.pending = self._next_id
         self._requests[self._next_id] = listing
-        self._timers.set(f"expire:{self._next_id}", now + 2 * action.timeout)
+        self._timers.set(("expire", self._next_id), now + 2 * action.timeout)
         self._act(action)
 
     def _failed(self, listing: _Listing, reason: str, now: float) -> None:
@@ -176,7 +175,7 @@ class SnapshotSync:
         )
         delay = step * (0.5 + 0.5 * self._rng.random())
         listing.failures += 1
-        self._timers.set(f"retry:{listing.number}", now + delay)
+        self._timers.set(("retry", listing.number), now + delay)
         self._emit(
             SnapshotFailed(
                 link=Link.PRIVATE, at=now, category=listing.category, reason=reason, retry_in=delay

@@ -16,7 +16,6 @@ from .._timers import Deadlines
 __all__ = ["PUBLIC_LINKS", "TickerInterest", "ticker_topic"]
 
 PUBLIC_LINKS = (Link.LINEAR, Link.INVERSE, Link.SPOT, Link.OPTION)
-_SEP = "\x1f"  # timer names are "category<US>symbol"; neither part can hold a control character
 
 
 def ticker_topic(symbol: str) -> str:
@@ -34,7 +33,7 @@ class TickerInterest:
         self._legs: dict[tuple[str, str], int] = {}
         self._pins: dict[tuple[str, str], int] = {}
         self._wanted: dict[tuple[str, str], None] = {}  # insertion-ordered set
-        self._grace = Deadlines()
+        self._grace: Deadlines[tuple[str, str]] = Deadlines()  # (category, symbol) in its release grace
         self._cache: Mapping[Link, frozenset[str]] | None = None
 
     # ------------------------------------------------------------------------------ reasons come and go
@@ -76,8 +75,7 @@ class TickerInterest:
     def tick(self, now: float) -> None:
         for name in self._grace.due(now):
             # a new leg or pin cancels the grace (`_want`), so the symbol is wanted for no reason now
-            category, _, symbol = name.partition(_SEP)
-            del self._wanted[(category, symbol)]
+            del self._wanted[name]
             self._changed()
 
     def deadline(self) -> float | None:
@@ -97,7 +95,7 @@ class TickerInterest:
     # ---------------------------------------------------------------------------------------- internal
 
     def _want(self, key: tuple[str, str]) -> None:
-        self._grace.cancel(_SEP.join(key))
+        self._grace.cancel(key)
         if key not in self._wanted:
             self._wanted[key] = None
             self._changed()
@@ -109,7 +107,7 @@ class TickerInterest:
             del self._wanted[key]
             self._changed()
         else:
-            self._grace.set(_SEP.join(key), now + self.grace)
+            self._grace.set(key, now + self.grace)
 
     def _changed(self) -> None:
         self.version += 1

@@ -250,7 +250,10 @@ class Venue:
 
     def positions(self) -> dict[PositionKey, Position]:
         """The open positions, exactly as a client rebuilds them from the pushed rows."""
-        return {(h.inst.category, h.inst.symbol, h.idx): _position(h) for h in self.account.open_slots()}
+        return {
+            PositionKey(h.inst.category, h.inst.symbol, h.idx): _position(h)
+            for h in self.account.open_slots()
+        }
 
     def rest_position_list(self, query: Mapping[str, str], now: float | None = None) -> Json:
         """The JSON body of GET /v5/position/list for `query` (docs/v5/position/position.mdx).
