@@ -113,7 +113,7 @@ class RecordBoard:
 
 
 def run_record(args: Any) -> int:
-    """Record the raw inbound bytes of a stream to `args.file` (format: `_cli_record`)."""
+    """Record the raw inbound bytes of a stream to `args.file` (format: `cli.record`)."""
     topics = tuple(args.topics)
     if not topics and not args.private:
         raise CliError(

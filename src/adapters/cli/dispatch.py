@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Ctrl-C (SIGINT) and SIGTERM end every command with 0 from here on, also when SIGINT was inherited as
     ignored (`bybit-hybrid sim &` in a script): the handlers record them and each command's loop stops
-    (see `_cli_signals`)."""
+    (see `cli.signals`)."""
     try:
         with stop_signals():
             return _main(argv)

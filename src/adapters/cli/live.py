@@ -148,7 +148,7 @@ class LiveRun:
     def _loop(self, screen: Screen | None, end: float | None, tap: _LogTap) -> None:
         next_draw = time.monotonic()
         while True:
-            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
+            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `cli.signals`
             now = time.monotonic()
             if end is not None and now >= end:
                 return

@@ -233,7 +233,7 @@ class Replay:
 
     def run(self, records: list[dict[str, Any]]) -> None:
         for number, record in enumerate(records, 2):
-            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
+            raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `cli.signals`
             t = float(record["t"])
             self._timers(t)
             try:

@@ -301,7 +301,7 @@ def _serve(shell: SimShell, stdin: IO[str], out: IO[str], duration: float | None
         reader.start()
     end = None if duration is None else time.monotonic() + duration
     while True:
-        raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `_cli_signals`
+        raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `cli.signals`
         left = None if end is None else end - time.monotonic()
         if left is not None and left <= 0:
             return

@@ -3,7 +3,7 @@
 Bybit sends every number inside `data` as a string, and sends `""` for a field that does not apply
 (BYBIT_V5.md §5 tickers: `fundingRate:""` on dated futures; §6 position: `liqPrice:""`, `leverage:""`).
 msgspec decodes `Decimal` from a string natively but refuses `""`. Tickers, the hot path, use plain types
-and `_codec` rewrites `"key":""` to `"key":null` when needed. Private rows use private marker classes that
+and `frames` rewrites `"key":""` to `"key":null` when needed. Private rows use private marker classes that
 msgspec hands to `dec_hook`: for the type checker the markers *are* the plain types (`Decimal | None`,
 `int`); at run time they are classes whose metaclass accepts the hook's result, because msgspec checks that
 a hook returned an instance of the requested type. A hook call costs ~0.3 µs per field (measured), fine

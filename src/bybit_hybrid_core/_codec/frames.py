@@ -294,7 +294,7 @@ _WALKED = (
 
 
 def vet_numbers(msg: Any, data: bytes | str, topic: str) -> None:
-    """Raise DecodeError if a number in `msg` breaks its field's rule (see `_codec_fields.check_values`)."""
+    """Raise DecodeError if a number in `msg` breaks its field's rule (see `_codec.fields.check_values`)."""
     gate = _GATES.get(type(msg))
     if gate is None and not isinstance(msg, _WALKED):
         return  # OtherTopicMessage: raw data, nothing typed

@@ -303,7 +303,7 @@ class GreeksMessage(_Private, frozen=True, kw_only=True):
 
 
 # ------------------------------------------------------------------------------------------ number rules
-# (see _codec_fields "field rules"). Prices and sizes are >= 0: real rows hold "0" for what is unset or
+# (see _codec.fields "field rules"). Prices and sizes are >= 0: real rows hold "0" for what is unset or
 # does not apply (liqPrice, takeProfit, stopLoss, trailingStop, entryPrice of a flat position; an order's
 # price "0" for a market order, triggerPrice "0.00"). PnL, fees, fee rates, IVs, greeks, margins and every
 # wallet figure may be negative (samples: cumRealisedPnl "-25.06579337"; private-wallet-real-2026.json has

@@ -232,7 +232,7 @@ class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False)
 
 
 # ------------------------------------------------------------------------------------------ number rules
-# (see _codec_fields "field rules"). Prices, sizes and notional amounts are >= 0; a ticker's mark prices
+# (see _codec.fields "field rules"). Prices, sizes and notional amounts are >= 0; a ticker's mark prices
 # every position, so it must be > 0 where present. Real samples hold "0" for prices and sizes that do not
 # apply (an option's bidPrice "0", predictedDeliveryPrice "0.00", turnover24h "0.0000"): zero is allowed.
 # Rates, changes, basis, implied volatilities and greeks may be negative (samples: price24hPcnt "-0.158315",

@@ -1,6 +1,6 @@
 """One link across its sockets: the `_link` state machine driven by wire events, replies and timers.
 
-See the theory of operation in `_link.py`; this module is its plumbing: it owns the link's `Wire` (one per
+See the theory of operation in `states.py`; this module is its plumbing: it owns the link's `Wire` (one per
 socket), its `LinkSubs`, its `Deadlines` and its counters, and turns everything into events and actions
 through the `LinkHost` (the core).
 """

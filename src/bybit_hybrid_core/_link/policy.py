@@ -1,6 +1,6 @@
 """The link's policies: redial backoff, the per-host dial budget, and the hints that explain failures.
 
-Split from `_link.py` by vocabulary: these decide *how long to wait* and *what to tell the user*; the link
+Split from `states.py` by vocabulary: these decide *how long to wait* and *what to tell the user*; the link
 decides *when* to ask.
 """
 

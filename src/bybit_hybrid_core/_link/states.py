@@ -28,7 +28,7 @@ After every (re)connect the private link authenticates first, and only after the
 subscribe, because Bybit refuses private topics before that ("Request not authorized", BYBIT_V5.md section
 2); then every desired topic is subscribed again (`LinkSubs`).
 
-This module holds the vocabulary (states, inputs, the table); `_link_conn.LinkConnection` drives it.
+This module holds the vocabulary (states, inputs, the table); `_link.connection.LinkConnection` drives it.
 """
 
 from __future__ import annotations

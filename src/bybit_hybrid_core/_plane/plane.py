@@ -1,9 +1,9 @@
 """The data plane: everything above the links (TEAM.md "The data plane", ARCHITECTURE.md "The hybrid join").
 
 `HybridCore` owns one `DataPlane` and hands it every decoded topic message, the links' ups and downs, the
-answers to `FetchPositions` and the clock. The data plane keeps the market state (`_market`), the position
-book (`_account`) and the join (`_hybrid_join`), asks for REST snapshots (`_hybrid_sync`) and says which
-ticker topics it needs (`_hybrid_topics`); the core subscribes them and bumps nothing itself.
+answers to `FetchPositions` and the clock. The data plane keeps the market state (`market`, `books`), the
+position book (`account`) and the join (`join`), asks for REST snapshots (`sync`) and says which ticker
+topics it needs (`topics`); the core subscribes them and bumps nothing itself.
 
 Reconciling a snapshot with the stream (section "The hybrid join"): a row wins over the held position when
 its seq is higher, or equal and the stream has not touched that key since the round's request went out; a
@@ -15,9 +15,9 @@ being ignored. That is a reset: a `TopicReset(topic="position", remedy="snapshot
 key forgotten, the last push taken (the stream's latest word), and a new REST snapshot round started with
 the book's generation *after* that push, so the reconciliation rules above apply unchanged to what the
 snapshot says. The seq of that key's `PositionUpdate`s goes down once, across the reset. Tickers and books
-have their own resets (`_market`, `_market_book`): the plane asks the core to resubscribe the topic.
+have their own resets (`market`, `books`): the plane asks the core to resubscribe the topic.
 
-The REST snapshot retries are jittered (`_hybrid_sync`) from the plane's own `Random`, seeded from
+The REST snapshot retries are jittered (`sync`) from the plane's own `Random`, seeded from
 `Config.seed` (salted, so it draws nothing from the core's redial jitter): same seed, same events.
 """
 

@@ -93,7 +93,7 @@ class FakeExchange(FaultsMixin):
         self.venue: VenueLike = venue if venue is not None else _default_venue(seed, start_ms)
         self.publish_interval = publish_interval
         self.faults = ExchangeFaults()
-        self.violations: list[str] = []  # requests a correct client never sends (see _exchange_ops)
+        self.violations: list[str] = []  # requests a correct client never sends (see _exchange/ops.py)
         self.dials: list[float] = []  # when each connection was accepted
         self._ids = ConnIds(Random(seed))
         self._conns: dict[int, ServerConn] = {}
