@@ -24,19 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from .._config import Link, Timings
 from .._events import Event, Position, PositionKey, PositionUpdate
 from .._timers import Deadlines
 from .account import PositionBook
-from .market import Tickers
+from .market import Tickers, TickerState
 from .pnl import pnl_pct, unrealised_pnl
 
 __all__ = ["Join"]
 
 Cause = Literal["position", "mark", "snapshot"]
 _Timer = tuple[Literal["stale"], str, str] | tuple[Literal["conflate"], PositionKey]
+
+
+def _speaks_for(ticker: TickerState | None, watch: float, after: float) -> TypeGuard[TickerState]:
+    """Whether the symbol's ticker is its mark source: it spoke after the symbol's first open leg (`watch`),
+    or less than `after` (stale_mark_after) before it. One rule for pricing and for arming the stale timer."""
+    return ticker is not None and ticker.last_at > watch - after
 
 
 class _View:
@@ -142,7 +148,7 @@ class Join:
         after = self._timings.stale_mark_after
         watch = self._watch.get((category, symbol), now)
         ticker = self._tickers.get(category, symbol)
-        if ticker is not None and ticker.mark is not None and ticker.last_at > watch - after:
+        if _speaks_for(ticker, watch, after) and ticker.mark is not None:
             # `now >= last_at + after`, the same float sum `_arm_stale` arms: `now - last_at >= after` can be
             # False at the very deadline (18.705 - 13.705 < 5.0), which re-armed the timer at `now` forever.
             stale = ticker.awaiting_snapshot or now >= ticker.last_at + after
@@ -201,6 +207,6 @@ class Join:
         after = self._timings.stale_mark_after
         ticker = self._tickers.get(category, symbol)
         watch = self._watch[(category, symbol)]
-        base = ticker.last_at if ticker is not None and ticker.last_at > watch - after else watch
+        base = ticker.last_at if _speaks_for(ticker, watch, after) else watch
         if base + after > now:
             self._timers.set(name, base + after)
