@@ -28,7 +28,17 @@ from ._codec import (
     WalletRow,
     decode,
 )
-from ._config import CATEGORIES, MAX_SHARDS, Config, Credentials, Endpoints, Environment, Link, Timings
+from ._config import (
+    CATEGORIES,
+    MAX_SHARDS,
+    Config,
+    Credentials,
+    Endpoints,
+    Environment,
+    HealthRules,
+    Link,
+    Timings,
+)
 from ._core import HybridCore
 from ._errors import DecodeError, LocalProtocolError
 from ._events import (
@@ -43,6 +53,7 @@ from ._events import (
     GreeksUpdate,
     HandshakeRefused,
     Hangup,
+    HealthChanged,
     KlineUpdate,
     Level,
     LinkConnected,
@@ -71,7 +82,7 @@ from ._events import (
     Unsubscribed,
     WalletUpdate,
 )
-from ._health import LinkStatus
+from ._health import Health, HealthReason, Latency, LinkMetrics, LinkStatus, Metrics, Verdict
 from ._link import LinkState
 
 __all__ = [
@@ -97,19 +108,26 @@ __all__ = [
     "GreeksUpdate",
     "HandshakeRefused",
     "Hangup",
+    "Health",
+    "HealthChanged",
+    "HealthReason",
+    "HealthRules",
     "HybridCore",
     "Kline",
     "KlineUpdate",
+    "Latency",
     "Level",
     "Link",
     "LinkConnected",
     "LinkDown",
+    "LinkMetrics",
     "LinkState",
     "LinkStatus",
     "LinkUp",
     "Liquidation",
     "Liquidations",
     "LocalProtocolError",
+    "Metrics",
     "OrderRow",
     "OrderUpdate",
     "OrderbookUpdate",
@@ -134,6 +152,7 @@ __all__ = [
     "TopicData",
     "TopicReset",
     "Unsubscribed",
+    "Verdict",
     "WalletCoin",
     "WalletRow",
     "WalletUpdate",

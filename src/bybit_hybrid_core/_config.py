@@ -21,6 +21,7 @@ __all__ = [
     "Credentials",
     "Endpoints",
     "Environment",
+    "HealthRules",
     "Link",
     "Timings",
 ]
@@ -254,6 +255,35 @@ class Timings:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class HealthRules:
+    """When `HybridCore.health()` says warning or critical (the rollout plan's rollback triggers), as data.
+
+    Critical: every link down for `links_down_critical` s; no event for `no_events_critical` s (once one
+    arrived, or since start); more than `failed_subscriptions_critical` refusals within
+    `failed_subscriptions_window` s; auth refused `auth_refusals_critical` times in a row; the REST snapshot
+    failing `snapshot_failures_critical` times in a row. Warning: a link not LIVE for `link_down_warning` s;
+    p99 latency above `latency_p99_warning_ms` for `latency_warning_for` s; an open position whose ticker is
+    not subscribed or whose mark is stale for `position_dark_warning` s.
+    """
+
+    links_down_critical: float = 300.0
+    no_events_critical: float = 300.0
+    failed_subscriptions_critical: int = 10
+    failed_subscriptions_window: float = 3600.0
+    auth_refusals_critical: int = 3
+    snapshot_failures_critical: int = 5
+    link_down_warning: float = 30.0
+    latency_p99_warning_ms: float = 1000.0
+    latency_warning_for: float = 300.0
+    position_dark_warning: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            if getattr(self, name) <= 0:
+                raise LocalProtocolError(f"HealthRules.{name} must be positive")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
     """What the core connects to and how.
 
@@ -267,7 +297,8 @@ class Config:
         private_topics: subscribed on the private link after auth.
         position_categories: categories whose positions are tracked and snapshotted over REST.
         settle_coins: settle coins asked for when snapshotting linear positions (REST requires one).
-        seed: seeds the only random source (redial jitter).
+        seed: seeds the only random source (every backoff's jitter).
+        health: the thresholds of `HybridCore.health()` (`HealthRules`).
     """
 
     categories: tuple[str, ...] = ("linear",)
@@ -279,6 +310,7 @@ class Config:
     position_categories: tuple[str, ...] = ("linear", "inverse")
     settle_coins: tuple[str, ...] = ("USDT", "USDC")
     timings: Timings = field(default_factory=Timings)
+    health: HealthRules = field(default_factory=HealthRules)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from ._codec import (
     WalletRow,
 )
 from ._config import Link
+from ._health import Health
 
 __all__ = [
     "Action",
@@ -38,6 +39,7 @@ __all__ = [
     "GreeksUpdate",
     "HandshakeRefused",
     "Hangup",
+    "HealthChanged",
     "KlineUpdate",
     "Level",
     "LinkConnected",
@@ -227,6 +229,13 @@ class TopicReset(Event, frozen=True):
     topic: str
     reason: str
     remedy: Literal["resubscribe", "redial", "snapshot"]
+
+
+class HealthChanged(Event, frozen=True):
+    """`HybridCore.health()` changed: a rule started or stopped firing. `link` is the private link (the
+    public one without credentials): the verdict is about the whole stream."""
+
+    health: Health
 
 
 class ProtocolProblem(Event, frozen=True):
