@@ -23,9 +23,20 @@ from random import Random
 from ._codec import PRIVATE_MESSAGES, PUBLIC_MESSAGES, TickerData, TopicMessage
 from ._config import CATEGORIES, MAX_SHARDS, Config, Link
 from ._errors import LocalProtocolError
-from ._events import Action, Event, Level, Output, Position, PositionKey, ProtocolProblem, RestRequest
-from ._health import LinkStatus
+from ._events import (
+    Action,
+    Event,
+    HealthChanged,
+    Level,
+    Output,
+    Position,
+    PositionKey,
+    ProtocolProblem,
+    RestRequest,
+)
+from ._health import EventRate, Health, LatencyRecorder, LinkStatus, Metrics
 from ._link import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, DialBudget, Input, LinkConnection, private_family
+from ._monitor import HealthMonitor, LinkView, metrics
 from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
@@ -57,6 +68,10 @@ class HybridCore:
         self._now = 0.0
         self._wall_origin = 0.0
         self._data = DataPlane(config, self.emit, self.act, self._resubscribe)
+        self._latency = LatencyRecorder()  # shared by every link
+        self._rate = EventRate()
+        self._counts: dict[type, int] = {}  # events emitted, by class
+        self._monitor = HealthMonitor(config.health, self._latency)
         self._wanted_seen = -1
         for topic in config.topics:
             self._user.setdefault(self._route(topic, None), set()).add(topic)
@@ -75,6 +90,7 @@ class HybridCore:
         self._started = True
         self._now = now
         self._wall_origin = wall_ms - now * 1000.0
+        self._monitor = HealthMonitor(self._config.health, self._latency, now)
         for category in self._config.categories:
             self._ensure(Link(category))
         if self._config.credentials is not None:
@@ -172,6 +188,9 @@ class HybridCore:
         actions, self._actions = tuple(self._actions), []
         events, self._events = tuple(self._events), []
         deadline = self._data.deadline()
+        when = self._monitor.deadline()
+        if when is not None and (deadline is None or when < deadline):
+            deadline = when
         for conn in self._links.values():  # a plain loop: poll runs after every read (docs/performance.md)
             when = conn.deadline()
             if when is not None and (deadline is None or when < deadline):
@@ -198,10 +217,29 @@ class HybridCore:
         """Per-link health: state, connection, subscriptions, reconnects, message age, pong round trip."""
         return {link: self._status(conn) for link, conn in self._links.items()}
 
+    def health(self) -> Health:
+        """The verdict of `Config.health`'s rules now: ok, warning or critical, with every reason and since
+        when. Every change is also a `HealthChanged` event."""
+        self._require_started("health")
+        self._check_health(self._now)
+        return self._monitor.health
+
+    def metrics(self) -> Metrics:
+        """Counters, rates, latency percentiles and gauges, as of the last input (see `Metrics`)."""
+        self._require_started("metrics")
+        window = self._config.health.failed_subscriptions_window
+        return metrics(
+            self._now, self._views(), self._counts, self._rate, self._latency, self.positions(), window
+        )
+
     # --------------------------------------------------------------------- LinkHost (what links call)
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
+        kind = type(event)
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        self._rate.add(event.at)
+        self._monitor.saw(event)
 
     def act(self, action: Action) -> None:
         self._actions.append(action)
@@ -214,6 +252,7 @@ class HybridCore:
         return round(self._wall_origin + now * 1000.0)
 
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
+        self._monitor.last_data_at = now
         kind = type(msg)
         if kind in (PRIVATE_MESSAGES if link is not Link.PRIVATE else PUBLIC_MESSAGES):
             # a forged position must not open tickers or positions: reported and dropped, never applied
@@ -240,6 +279,18 @@ class HybridCore:
         self._data.on_subscribed(link, topics, now)
 
     # ----------------------------------------------------------------------------------------- internals
+
+    def _check_health(self, now: float) -> None:
+        changed = self._monitor.evaluate(now, self._views())
+        if changed is not None:
+            where = Link.PRIVATE if Link.PRIVATE in self._links else next(iter(self._links), Link.LINEAR)
+            self.emit(HealthChanged(link=where, at=now, health=changed))
+
+    def _views(self) -> list[LinkView]:
+        return [
+            LinkView(link, c.state.name, c.counters, c.auth_refusals, frozenset(c.subs.confirmed))
+            for link, c in self._links.items()
+        ]
 
     def _resubscribe(self, link: Link, topic: str, reason: str) -> None:
         """The data plane lost track of `topic` on `link` (a reset, a broken book): a fresh snapshot."""
@@ -276,6 +327,9 @@ class HybridCore:
 
     def _after(self, now: float, force: bool = False) -> None:
         """Re-read the data plane's wanted topics when they changed and reconcile every link."""
+        due = self._monitor.deadline()
+        if self._monitor.dirty or (due is not None and due <= now):
+            self._check_health(now)
         version = self._data.wanted_version
         if not force and version == self._wanted_seen:
             return
@@ -335,7 +389,14 @@ class HybridCore:
         if conn is None:
             url = self._urls.url(link, self._config.timings.max_active_time if link is Link.PRIVATE else None)
             conn = LinkConnection(
-                link, url, self._config.timings, self._config.credentials, self, self._budget, self._rng
+                link,
+                url,
+                self._config.timings,
+                self._config.credentials,
+                self,
+                self._budget,
+                self._rng,
+                self._latency,
             )
             self._links[link] = conn
             conn.start(self._now)

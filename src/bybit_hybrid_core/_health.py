@@ -3,7 +3,9 @@ returns, and the typed snapshots `HybridCore.health()` and `HybridCore.metrics()
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
@@ -11,9 +13,12 @@ import msgspec
 from ._config import Link
 
 __all__ = [
+    "LATENCY_BOUNDS",
+    "EventRate",
     "Health",
     "HealthReason",
     "Latency",
+    "LatencyRecorder",
     "LinkCounters",
     "LinkMetrics",
     "LinkStatus",
@@ -37,6 +42,11 @@ class LinkCounters:
     last_message_at: float | None = None
     last_pong_rtt: float | None = None
     live_since: float | None = None
+    uptime: float = 0.0  # seconds LIVE before the current stretch
+    down_since: float | None = None  # not LIVE since (None while LIVE)
+    refused_at: deque[float] = field(
+        default_factory=deque
+    )  # every topic refusal, pruned to the health window
 
     def message_age(self, now: float) -> float | None:
         return None if self.last_message_at is None else max(0.0, now - self.last_message_at)
@@ -160,3 +170,113 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     clock_offset_ms: float | None
     open_positions: int
     positions_with_ticker: int
+
+
+# ------------------------------------------------------------------------------------------- latency
+
+# Bucket upper bounds in seconds: 1 ms to 60 s, roughly x1.6 apart (Prometheus-style fixed buckets), so a
+# sample costs one bisect and one integer increment, and percentiles are read within a bucket's width.
+LATENCY_BOUNDS: tuple[float, ...] = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
+    0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+_BOUNDS_MS = tuple(b * 1000.0 for b in LATENCY_BOUNDS)
+
+
+class LatencyRecorder:
+    """Exchange time to arrival, corrected by the server clock-offset estimate, in fixed buckets.
+
+    Two histograms: everything since start (`Metrics.latency`), and a recent one that restarts every
+    `window` seconds, keeping the previous window too, so a rule can ask for the p99 of the last one or two
+    minutes. No allocation per sample beyond Python's own floats.
+    """
+
+    __slots__ = ("_previous", "_recent", "_recent_start", "count", "counts", "offset_ms", "sum", "window")
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self.counts = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.count = 0
+        self.sum = 0.0
+        self.offset_ms: float | None = None  # server clock minus ours
+        self._recent = [0] * (len(LATENCY_BOUNDS) + 1)
+        self._previous = [0] * (len(LATENCY_BOUNDS) + 1)
+        self._recent_start = 0.0
+
+    def observe(self, exchange_ms: int, wall_ms: int, now: float) -> None:
+        """A message stamped `exchange_ms` by the server arrived at `wall_ms` on our clock (at `now`)."""
+        lag = wall_ms - exchange_ms + (self.offset_ms or 0.0)  # our clock, moved onto the server's
+        if lag < 0.0:
+            lag = 0.0  # the estimate's error; a message cannot arrive before it was stamped
+        i = bisect_left(_BOUNDS_MS, lag)
+        self.counts[i] += 1
+        self.count += 1
+        self.sum += lag
+        if now >= self._recent_start + self.window:
+            self._previous, self._recent = self._recent, self._previous
+            for j in range(len(self._recent)):
+                self._recent[j] = 0
+            self._recent_start = now
+        self._recent[i] += 1
+
+    def clock_sample(self, server_ms: int, wall_ms: int, rtt: float) -> None:
+        """A server timestamp seen `rtt / 2` after the server wrote it: one offset sample (smoothed)."""
+        sample = server_ms - (wall_ms - rtt * 500.0)
+        self.offset_ms = sample if self.offset_ms is None else self.offset_ms * 0.8 + sample * 0.2
+
+    def snapshot(self) -> Latency:
+        return Latency(
+            count=self.count,
+            sum=self.sum / 1000.0,
+            bounds=LATENCY_BOUNDS,
+            counts=tuple(self.counts),
+            p50_ms=_quantile(self.counts, 0.50),
+            p95_ms=_quantile(self.counts, 0.95),
+            p99_ms=_quantile(self.counts, 0.99),
+        )
+
+    def recent_p99_ms(self) -> float | None:
+        """The p99 over the current and the previous window (one to two windows of samples)."""
+        merged = [a + b for a, b in zip(self._recent, self._previous, strict=True)]
+        return _quantile(merged, 0.99)
+
+
+def _quantile(counts: list[int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the q-quantile; past the last bound, that bound."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for i, n in enumerate(counts):
+        seen += n
+        if seen >= rank:
+            return _BOUNDS_MS[min(i, len(_BOUNDS_MS) - 1)]
+    return _BOUNDS_MS[-1]
+
+
+class EventRate:
+    """Events per second over a sliding window of one-second buckets (a ring: no allocation per event)."""
+
+    __slots__ = ("_ring", "_second", "window")
+
+    def __init__(self, window: int = 60) -> None:
+        self.window = window
+        self._ring = [0] * window
+        self._second = 0
+
+    def add(self, at: float) -> None:
+        second = int(at)
+        if second != self._second:
+            self._advance(second)
+        self._ring[second % self.window] += 1
+
+    def per_second(self, now: float) -> float:
+        self._advance(int(now))
+        return sum(self._ring) / self.window
+
+    def _advance(self, second: int) -> None:
+        if second <= self._second:
+            return
+        for s in range(self._second + 1, min(second, self._second + self.window) + 1):
+            self._ring[s % self.window] = 0
+        self._second = second

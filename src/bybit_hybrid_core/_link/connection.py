@@ -40,7 +40,7 @@ from .._events import (
     TopicReset,
     Unsubscribed,
 )
-from .._health import LinkCounters
+from .._health import LatencyRecorder, LinkCounters
 from .._timers import Deadlines
 from .policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
 from .states import Input, LinkHost, LinkState, LinkStateMachine, misuse
@@ -69,6 +69,7 @@ class LinkConnection:
         host: LinkHost,
         budget: DialBudget,
         rng: Random,
+        latency: LatencyRecorder | None = None,
     ) -> None:
         if link is Link.PRIVATE and credentials is None:
             raise LocalProtocolError("the private link needs Config(credentials=Credentials(key, secret))")
@@ -78,6 +79,8 @@ class LinkConnection:
         self.machine = LinkStateMachine()
         self.subs = LinkSubs(link, host.next_req_id, timings, rng)
         self.counters = LinkCounters()
+        self.latency = latency if latency is not None else LatencyRecorder()  # shared by the core's links
+        self._stamp = "creation_time" if link is Link.PRIVATE else "ts"  # the exchange's time of a message
         self.timers: Deadlines[str] = Deadlines()  # "connect", "handshake", "auth", "ping", "watch", ...
         self._t = timings
         self._credentials = credentials if link is Link.PRIVATE else None
@@ -109,7 +112,13 @@ class LinkConnection:
             raise LocalProtocolError(misuse(self.state, event))
 
     def start(self, now: float) -> None:
+        self.counters.down_since = now  # not LIVE yet: the health rules count from here
         self._dial(now)
+
+    @property
+    def auth_refusals(self) -> int:
+        """Auth refusals in a row (0 once one is accepted)."""
+        return self._auth_failures
 
     def connected(self, now: float) -> None:
         if self.state is LinkState.BACKOFF:
@@ -267,6 +276,7 @@ class LinkConnection:
 
     def _live(self, now: float) -> None:
         self.counters.live_since = now
+        self.counters.down_since = None
         self._host.emit(LinkUp(link=self.link, at=now))
         self._host.on_up(self.link, now)
         self.reconcile(now)
@@ -332,7 +342,7 @@ class LinkConnection:
                 self._on_auth(msg, now)
             case Pong():
                 if self._remote(Input.PONG, now, text):
-                    self._on_pong(now)
+                    self._on_pong(msg, now)
             case SubscribeReply():
                 if self._remote(Input.SUB_ACK, now, text):
                     self._on_sub_ack(msg, now)
@@ -344,6 +354,9 @@ class LinkConnection:
                     self._last_push[msg.topic] = now
                     if self._nudged:
                         self._nudged.pop(msg.topic, None)
+                    stamp = getattr(msg, self._stamp, None)
+                    if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
+                        self.latency.observe(stamp, self._host.wall_ms(now), now)
                     self._host.on_message(self.link, msg, now)
 
     def _remote(self, event: Input, now: float, text: str) -> bool:
@@ -353,13 +366,15 @@ class LinkConnection:
         self._problem(f"unexpected {event.name.lower()} while {self.state.name}", now, text)
         return False
 
-    def _on_pong(self, now: float) -> None:
+    def _on_pong(self, msg: Pong, now: float) -> None:
         self.machine.process(Input.PONG)
         self.counters.pongs += 1
         self.timers.cancel("pong")
         if self._ping_sent_at is not None:
-            self.counters.last_pong_rtt = now - self._ping_sent_at
+            rtt = self.counters.last_pong_rtt = now - self._ping_sent_at
             self._ping_sent_at = None
+            if msg.server_ms:  # private and option pongs carry the server's time: the clock-offset estimate
+                self.latency.clock_sample(msg.server_ms, self._host.wall_ms(now), rtt)
 
     def _on_sub_ack(self, msg: SubscribeReply, now: float) -> None:
         self.machine.process(Input.SUB_ACK)
@@ -411,12 +426,19 @@ class LinkConnection:
                         if topic not in self.subs.desired:
                             self._nudged.pop(topic, None)
                     self._host.emit(Unsubscribed(link=self.link, at=now, topics=topics))
-                case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=True):
-                    self._host.emit(
-                        SubscriptionFailed(
-                            link=self.link, at=now, topic=topic, reason=reason, retry_in=retry_in, refusals=n
+                case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=report):
+                    self.counters.refused_at.append(now)  # every refusal counts for health, told or not
+                    if report:
+                        self._host.emit(
+                            SubscriptionFailed(
+                                link=self.link,
+                                at=now,
+                                topic=topic,
+                                reason=reason,
+                                retry_in=retry_in,
+                                refusals=n,
+                            )
                         )
-                    )
                 case SubsProblem(detail=detail):
                     self._problem(detail, now)
 
@@ -439,6 +461,9 @@ class LinkConnection:
         self._nudged.clear()
         self._ping_sent_at = None
         live_since, self.counters.live_since = self.counters.live_since, None
+        if live_since is not None:
+            self.counters.uptime += now - live_since
+            self.counters.down_since = now
         if was_live and live_since is not None and now - live_since >= self._t.backoff_cap:
             self._backoff.reset()  # it stayed up: this drop is news, not part of a storm
         if delay is None:
