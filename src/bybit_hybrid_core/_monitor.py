@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+import msgspec
+
 from ._config import HealthRules, Link
 from ._events import (
     Authenticated,
@@ -139,7 +141,7 @@ class HealthMonitor:
                     HealthReason(
                         rule="auth_refusals_critical",
                         level="critical",
-                        detail=f"auth refused {v.auth_refusals} times in a row",
+                        detail=f"{v.link.value}: auth refused {r.auth_refusals_critical}+ times in a row",
                         since=now,
                     )
                 )
@@ -163,7 +165,7 @@ class HealthMonitor:
                 HealthReason(
                     rule="failed_subscriptions_critical",
                     level="critical",
-                    detail=f"{refused} subscriptions refused within the hour",
+                    detail=f"more than {r.failed_subscriptions_critical} topics refused within the window",
                     since=now,
                 )
             )
@@ -172,7 +174,7 @@ class HealthMonitor:
                 HealthReason(
                     rule="snapshot_failures_critical",
                     level="critical",
-                    detail=f"the REST snapshot failed {self.snapshot_failures} times in a row",
+                    detail=f"the REST snapshot failed {r.snapshot_failures_critical}+ times in a row",
                     since=now,
                 )
             )
@@ -203,7 +205,15 @@ class HealthMonitor:
         return self._change(now, reasons)
 
     def _change(self, now: float, reasons: list[HealthReason]) -> Health | None:
-        # Reasons compare by what fires and since when, not by the wording of their detail.
+        # A condition that goes on firing keeps the `since` of when it started (rules without a threshold in
+        # time, like a count past its limit, are stamped `now` each time they are looked at).
+        started = {(x.rule, x.detail): x.since for x in self.health.reasons}
+        reasons = [
+            x
+            if (x.rule, x.detail) not in started
+            else msgspec.structs.replace(x, since=started[(x.rule, x.detail)])
+            for x in reasons
+        ]
         old = {(x.rule, x.detail, x.since) for x in self.health.reasons}
         new = {(x.rule, x.detail, x.since) for x in reasons}
         if old == new:
