@@ -16,11 +16,21 @@ from typing import TYPE_CHECKING, Any
 from bybit_hybrid_core import Config, Credentials, Endpoints, Link, Timings
 
 from ._queue import CallbackFailed
+from ._startup import StartupFailed
 
 if TYPE_CHECKING:
     from ._anyio import HybridStream
 
-__all__ = ["CallbackFailed", "Config", "Credentials", "Endpoints", "HybridStream", "Link", "Timings"]
+__all__ = [
+    "CallbackFailed",
+    "Config",
+    "Credentials",
+    "Endpoints",
+    "HybridStream",
+    "Link",
+    "StartupFailed",
+    "Timings",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ from ._commands import Commands
 from ._links import Links
 from ._net import LinkStats, anyio_connect, describe, target
 from ._queue import AsyncMailbox
+from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_anyio
@@ -35,6 +36,16 @@ __all__ = ["HybridStream"]
 
 log = logging.getLogger("bybit_hybrid")
 Item = tuple[str, Any, Any, Any]  # (kind, link, connection or request, payload)
+
+
+def _cause(exc: Exception) -> BaseException:
+    """What went wrong underneath: `anyio.connect_tcp` raises "OSError: All connection attempts failed" from
+    the attempt's error (or a group of them, one per address), and that ("ConnectionRefusedError: ...") is
+    the reason a user (and `StartupFailed`) can act on."""
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    return cause if isinstance(cause, OSError) else exc
 
 
 class _Conn:
@@ -61,6 +72,7 @@ class HybridStream(Commands):
         self._links: Links[_Conn] = Links(self.core)
         self.links: dict[Link, LinkStats] = self._links.stats
         self._mailbox = AsyncMailbox(self.settings.max_pending, anyio.Event)
+        self._live = LiveWatch(self.settings.config, self.core.status)
         self._tg: TaskGroup | None = None
         self._tasks: TaskGroup | None = None
         self._tx: MemoryObjectSendStream[Item] | None = None
@@ -101,6 +113,30 @@ class HybridStream(Commands):
         raises what stopped the loop if it failed."""
         return await self._mailbox.next_batch()
 
+    async def wait_live(self, timeout: float) -> None:
+        """Return once the stream is live: every link the core runs is LIVE and, with credentials, every
+        position category was synced over REST. Enter the stream first.
+
+        Raises:
+            StartupFailed: within `timeout` seconds: at once on a sign that waiting will not help (DNS,
+                connection refused, TLS, HTTP 403 geo-block, refused auth; its message and hint say which),
+                else when `timeout` passes (`kind == "timed_out"`, with each link's state). The stream keeps
+                trying either way; see `bybit_hybrid._startup`.
+        """
+        if self._tg is None:
+            raise RuntimeError("enter the stream (async with) before wait_live()")
+        live = self._live
+        since = live.begin()
+        with anyio.move_on_after(timeout):
+            while (outcome := live.outcome(since)) is None:
+                changed = anyio.Event()
+                live.notify(changed.set)  # no await between outcome() and here: no change is missed
+                await changed.wait()
+            if outcome is True:
+                return
+            raise outcome
+        raise live.watch.timed_out(timeout, self.core.status())
+
     @property
     def pending(self) -> int:
         """Events waiting for the application (bounded for market data; see `_queue`)."""
@@ -127,6 +163,7 @@ class HybridStream(Commands):
             finally:
                 tasks.cancel_scope.cancel()  # every connection task closes its socket on the way out
                 self._mailbox.close(failure)
+                self._live.close(failure)
 
     async def _loop(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
         clock, core = anyio.current_time, self.core
@@ -139,6 +176,7 @@ class HybridStream(Commands):
                 await self._perform(action)
             if out.events:
                 self._mailbox.put(out.events)
+                self._live.observe(out.events)  # lifecycle log lines, wait_live
             item = None
             with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
                 item = await inbox.receive()
@@ -193,7 +231,7 @@ class HybridStream(Commands):
                         return
                     await self._post(("data", link, conn, data))
             except Exception as exc:
-                await self._post(("lost", link, conn, describe(exc)))
+                await self._post(("lost", link, conn, describe(_cause(exc))))
             finally:
                 if conn.stream is not None:
                     with anyio.CancelScope(shield=True):

@@ -25,6 +25,7 @@ from ._commands import Commands
 from ._links import Links
 from ._net import LinkStats, describe, target
 from ._queue import AsyncMailbox
+from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_asyncio
@@ -60,6 +61,7 @@ class HybridStream(Commands):
         self._links: Links[_Conn] = Links(self.core)
         self.links: dict[Link, LinkStats] = self._links.stats
         self._mailbox = AsyncMailbox(self.settings.max_pending, asyncio.Event)
+        self._live = LiveWatch(self.settings.config, self.core.status)
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox: asyncio.Queue[Item] = asyncio.Queue(256)
         self._run_task: asyncio.Task[None] | None = None
@@ -97,6 +99,31 @@ class HybridStream(Commands):
         raises what stopped the loop if it failed."""
         return await self._mailbox.next_batch()
 
+    async def wait_live(self, timeout: float) -> None:
+        """Return once the stream is live: every link the core runs is LIVE and, with credentials, every
+        position category was synced over REST. Enter the stream first.
+
+        Raises:
+            StartupFailed: within `timeout` seconds: at once on a sign that waiting will not help (DNS,
+                connection refused, TLS, HTTP 403 geo-block, refused auth; its message and hint say which),
+                else when `timeout` passes (`kind == "timed_out"`, with each link's state). The stream keeps
+                trying either way; see `bybit_hybrid._startup`.
+        """
+        if self._run_task is None:
+            raise RuntimeError("enter the stream (async with) before wait_live()")
+        live = self._live
+        since = live.begin()
+        try:
+            async with asyncio.timeout(timeout):
+                while (outcome := live.outcome(since)) is None:
+                    changed = asyncio.Event()
+                    live.notify(changed.set)  # no await between outcome() and here: no change is missed
+                    await changed.wait()
+        except TimeoutError:
+            raise live.watch.timed_out(timeout, self.core.status()) from None
+        if outcome is not True:
+            raise outcome
+
     @property
     def started(self) -> bool:
         """True once entered (a stream runs once)."""
@@ -129,6 +156,7 @@ class HybridStream(Commands):
                     task.cancel()
                 _, pending = await asyncio.wait(pending, timeout=1.0)
             self._mailbox.close(failure)
+            self._live.close(failure)
 
     async def _loop(self) -> None:
         clock, core = asyncio.get_running_loop().time, self.core
@@ -141,6 +169,7 @@ class HybridStream(Commands):
                 self._perform(action)
             if out.events:
                 self._mailbox.put(out.events)
+                self._live.observe(out.events)  # lifecycle log lines, wait_live
             try:
                 async with asyncio.timeout_at(out.deadline):
                     item = await self._inbox.get()

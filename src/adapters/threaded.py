@@ -31,6 +31,7 @@ from ._links import Links
 from ._net import LinkStats, describe
 from ._queue import Mailbox
 from ._sockets import SelectorSocket, dial
+from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
 from .rest import fetch_sync
@@ -70,6 +71,7 @@ class HybridStream(Commands):
         self.links: dict[Link, LinkStats] = self._links.stats
         self._on_event = on_event
         self._mailbox = Mailbox(self.settings.max_pending)
+        self._live = LiveWatch(self.settings.config, self.core.status)  # status() is read on the loop
         self._inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._helpers: set[threading.Thread] = set()
         self._threads: list[threading.Thread] = []
@@ -122,6 +124,34 @@ class HybridStream(Commands):
         raises what stopped the loop if it failed."""
         return self._mailbox.next_batch(timeout)
 
+    def wait_live(self, timeout: float) -> None:
+        """Block until the stream is live: every link the core runs is LIVE and, with credentials, every
+        position category was synced over REST. Start the stream first.
+
+        Raises:
+            StartupFailed: within `timeout` seconds: at once on a sign that waiting will not help (DNS,
+                connection refused, TLS, HTTP 403 geo-block, refused auth; its message and hint say which),
+                else when `timeout` passes (`kind == "timed_out"`, with each link's state). The stream keeps
+                trying either way; see `bybit_hybrid._startup`.
+        """
+        if not self._threads:
+            raise RuntimeError("start() the stream before wait_live()")
+        live = self._live
+        since = live.begin()
+        deadline = time.monotonic() + timeout
+        # The links' states for a timeout's message are read on the loop thread, a moment before the
+        # deadline, so that the whole call never takes longer than `timeout`.
+        outcome = live.wait(since, max(0.0, timeout - min(0.1, timeout / 10)))
+        if outcome is None:
+            try:
+                status = self.call(lambda core: core.status(), max(0.0, deadline - time.monotonic()))
+            except Exception:  # the loop is busy or gone: the message goes without states
+                status = {}
+            outcome = live.wait(since, max(0.0, deadline - time.monotonic()))
+            outcome = outcome or live.watch.timed_out(timeout, status)
+        if outcome is not True:
+            raise outcome
+
     @property
     def pending(self) -> int:
         """Events waiting for the application (bounded for market data; see `_queue`)."""
@@ -160,6 +190,7 @@ class HybridStream(Commands):
             failure = exc
         finally:
             self._mailbox.close(failure)
+            self._live.close(failure)
             while not self._inbox.empty():  # what came after the end: sockets to close, calls to run
                 self._feed(*self._inbox.get(), now=0.0, stopping=True)
             self._links.close_all()
@@ -178,6 +209,7 @@ class HybridStream(Commands):
                 self._perform(action)
             if out.events:
                 self._mailbox.put(out.events)
+                self._live.observe(out.events)  # lifecycle log lines, wait_live
             ready = self._selector.select(None if out.deadline is None else max(0.0, out.deadline - clock()))
             for key, mask in ready:
                 if key.data is not None:

@@ -14,8 +14,10 @@ from typing import IO, Any, Protocol
 
 from bybit_hybrid_core import Endpoints, Event, Link, LinkStatus, LocalProtocolError
 
+from .._log import LIFECYCLE_LOGGER
+from .._startup import StartupWatch
 from ..threaded import HybridStream
-from .errors import EXIT_OK, EXIT_USAGE, CliError, StartupWatch
+from .errors import EXIT_OK, EXIT_USAGE, CliError, cli_error
 from .signals import raise_if_stopped, shielded
 from .view import JsonLines, Screen
 
@@ -72,6 +74,8 @@ class _LogTap(logging.Handler):
         self.lines: deque[str] = deque(maxlen=100)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == LIFECYCLE_LOGGER:
+            return  # a link or health change: the view shows the event itself
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
@@ -118,8 +122,7 @@ class LiveRun:
         self.out = out if out is not None else sys.stdout
         self.tty, self.duration, self.interval = tty and not json, duration, interval
         self.on_tick, self.check = on_tick, check
-        urls = stream.settings.config.urls
-        self.watch = StartupWatch({link: urls.url(link) for link in Link})
+        self.watch = StartupWatch(stream.settings.config)  # the rules wait_live() uses too
         self.started = time.monotonic()
 
     def note(self, text: str, now: float | None = None) -> None:
@@ -165,7 +168,8 @@ class LiveRun:
                 next_draw = now + (DRAW_EVERY if screen is not None else self.interval)
 
     def _take(self, event: Event) -> None:
-        error = self.watch.check(event) or (self.check(event) if self.check is not None else None)
+        failure = self.watch.check(event)
+        error = cli_error(failure) if failure is not None else self.check(event) if self.check else None
         if error is not None:
             raise error
         if self.json is not None:
