@@ -174,3 +174,16 @@ def test_latency_under_a_skewed_clock_is_the_network_delay_not_the_skew() -> Non
         n for n, upper in zip(recent, (*after.latency.bounds, float("inf")), strict=True) if lo < upper <= hi
     )
     assert inside == sum(recent), recent
+
+
+def test_p99_latency_above_the_limit_for_five_minutes_warns() -> None:
+    sim = simulation(latency=1.2)  # every message takes 1.2 s from the exchange to us
+    sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    sim.advance(60.0)
+    assert "latency_p99_warning_ms" not in {r.rule for r in sim.core.health().reasons}
+    sim.advance(360.0)
+    warned = next(e for e in sim.events_of(HealthChanged) if "latency_p99_warning_ms" in rules_of(e))
+    reason = next(r for r in warned.health.reasons if r.rule == "latency_p99_warning_ms")
+    # seen high at the first look (every 10 s while live), then for `latency_warning_for` seconds
+    assert warned.at - reason.since == 0.0 and 300.0 <= reason.since <= 320.0
+    assert sim.core.metrics().latency.p99_ms is not None and sim.core.metrics().latency.p99_ms > 1000.0
