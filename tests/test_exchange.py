@@ -661,6 +661,33 @@ def test_rest_faults_and_skew(net: Net) -> None:
     assert net.ex.faults.rest_delay == 0 and net.ex.faults.skew_ms == 0
 
 
+def test_clock_skew_moves_every_timestamp_the_exchange_sends() -> None:
+    """Pongs, ticker snapshots and deltas, and private `creationTime` all carry the skewed clock, so a
+    client's clock-offset estimate (pongs) and its latency (message `ts`) agree about the exchange's clock."""
+
+    def stamps(skew_ms: int) -> dict[str, int]:
+        net = Net(FakeExchange(seed=1, api_key=KEY, api_secret=SECRET))  # the real venue: real timestamps
+        net.ex.clock_skew(skew_ms)
+        public = Client(net, "/v5/public/linear")
+        private = authed(net, ("position",))
+        acked = public.send({"op": "subscribe", "args": ["tickers.BTCUSDT"]}, now=0.05)
+        snapshot = next(m for m in acked if m.get("type") == "snapshot")
+        net.advance(0.35)
+        delta = [m for m in public.take() if m.get("type") == "delta"][-1]
+        net.ex.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+        net.pump()
+        push = next(m for m in private.take() if m.get("topic") == "position")
+        pong = next(m for m in private.send({"op": "ping"}, now=0.35) if m.get("op") == "pong")
+        return {
+            "snapshot": snapshot["ts"], "delta": delta["ts"], "position": push["creationTime"],
+            "pong": int(pong["args"][0]),
+        }  # fmt: skip
+
+    plain, ahead, behind = stamps(0), stamps(2000), stamps(-1500)
+    assert {k: ahead[k] - plain[k] for k in plain} == dict.fromkeys(plain, 2000)
+    assert {k: behind[k] - plain[k] for k in plain} == dict.fromkeys(plain, -1500)
+
+
 # --------------------------------------------------------------------------------------- determinism
 
 

@@ -78,14 +78,17 @@ class ServedExchange:
         api_secret: str = "test-secret",
         **exchange_options: Any,
     ) -> None:
-        # The exchange's `now` is seconds since this moment and its wall clock starts at the real time now,
-        # so auth `expires` and REST timestamps made from the client's real clock check out.
-        self._t0 = time.monotonic()
+        # The exchange's `now` is seconds of this server's monotonic clock since `_t0`. A given exchange keeps
+        # its own wall clock (`start_ms` at now == 0); one made here tells the real time, so that auth
+        # `expires`, REST timestamps and the `ts` of every message agree with the client's clock: `start()`
+        # ties its now == 0 to `start_ms` on the real clock (`_tie_clock`).
+        self._own_clock = exchange is None
         if exchange is None:
-            from bybit_hybrid_core.testing import FakeExchange
+            from bybit_hybrid_core.testing import FakeExchange  # slow (the venue): before the clock is read
 
             start_ms = time.time_ns() // 1_000_000
             exchange = FakeExchange(seed, api_key, api_secret, start_ms=start_ms, **exchange_options)
+        self._t0 = time.monotonic()
         self.exchange = exchange
         self.api_key, self.api_secret = api_key, api_secret
         self.host, self.port, self.tls = host, port, tls
@@ -131,6 +134,7 @@ class ServedExchange:
         try:
             if self.tls:
                 self._make_certificate()
+            self._tie_clock()
             _start_unsignalled(self._thread)
             self._ready.wait(10)
         except BaseException:  # e.g. Ctrl-C while starting: leave no thread or certificate behind
@@ -210,6 +214,18 @@ class ServedExchange:
         self._tmp = tempfile.TemporaryDirectory(prefix="bybit-hybrid-ca-")
         self.ca_file = str(Path(self._tmp.name) / "ca.pem")
         ca.cert_pem.write_to_path(self.ca_file)
+
+    def _tie_clock(self) -> None:
+        """Put the exchange's now == 0 at `start_ms` of the real clock, read now, when serving starts.
+
+        Its wall clock is `start_ms + now`, and `now` runs on the monotonic clock, so from here on it tells
+        the real time (a system clock step later is not followed: the exchange's clock stays steady, as a
+        venue's does). A given exchange keeps its own wall clock."""
+        if not self._own_clock:
+            return
+        mono, wall_ms = time.monotonic(), time.time_ns() // 1_000_000  # read together: one instant
+        behind = max(0.0, (wall_ms - self.exchange.start_ms) / 1000)  # never before now == 0
+        self._t0 = mono - behind
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         if self._loop is None:

@@ -25,7 +25,7 @@ from ..._events import Position, PositionKey
 from .conn import Phase, ServerAction, ServerConn, route
 from .faults import FaultsMixin
 from .ops import ExchangeFaults, OpHandler
-from .replies import PUBLIC_KINDS, ConnIds, dumps, private_variant
+from .replies import PUBLIC_KINDS, ConnIds, dumps, private_variant, skewed
 from .rest import RestHandler
 
 __all__ = ["DEFAULT_START_MS", "DIAL_LIMIT", "DIAL_WINDOW", "FakeExchange", "VenueLike"]
@@ -304,7 +304,7 @@ class FakeExchange(FaultsMixin):
         if not subscribed:
             return
         for category, topic, message in self.venue.publish(now, subscribed):
-            text = dumps(message)
+            text = dumps(skewed(message, self.faults.skew_ms))
             for c in self._conns.values():
                 if c.kind == category and topic in c.topics:
                     c.send_text(text, now, "data")
@@ -312,6 +312,7 @@ class FakeExchange(FaultsMixin):
 
     def _push_private(self, pushes: Pushes, now: float) -> None:
         for topic, message in pushes:
+            message = skewed(message, self.faults.skew_ms)
             for c in self._conns.values():
                 if not (c.live and c.kind == "private" and c.authed):
                     continue

@@ -122,7 +122,8 @@ class FaultsMixin:
 
     def clock_skew(self, ms: int) -> None:
         """The exchange's clock runs `ms` ahead of the client's (negative: behind). Auth `expires` and REST
-        timestamps are checked against it."""
+        timestamps are checked against it, and it stamps what the exchange sends: pongs, REST `time`, and
+        the `ts` / `cts` / `creationTime` of every market and private message (sent from now on)."""
         self.faults.skew_ms = ms
 
     def geo_block(self, on: bool = True) -> None:

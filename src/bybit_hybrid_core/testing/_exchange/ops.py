@@ -29,6 +29,7 @@ from .replies import (
     private_base,
     private_topic_ok,
     public_fail_text,
+    skewed,
     subscribe_reply,
 )
 
@@ -221,7 +222,7 @@ class OpHandler:
         for topic in new:
             snap = self._venue.snapshot(kind, topic, now)
             if snap is not None:
-                conn.send_text(dumps(snap), now, "data")
+                conn.send_text(dumps(skewed(snap, self._faults.skew_ms)), now, "data")
 
     def _limit_problem(self, conn: ServerConn, new: list[str]) -> str:
         chars = sum(len(t) for t in conn.topics) + sum(len(t) for t in new)

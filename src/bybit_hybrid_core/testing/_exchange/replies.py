@@ -28,6 +28,7 @@ __all__ = [
     "private_topic_ok",
     "private_variant",
     "public_fail_text",
+    "skewed",
     "subscribe_reply",
 ]
 
@@ -66,6 +67,27 @@ def private_base(topic: str) -> str:
     """`position.linear` -> `position`; `execution.fast.spot` -> `execution.fast`; `wallet` -> `wallet`."""
     head, _, tail = topic.rpartition(".")
     return head if head in _PRIVATE_CATEGORIES and tail in _PRIVATE_CATEGORIES[head] else topic
+
+
+# Envelope fields that carry the exchange's clock: public `ts` (a book's `cts` too), private `creationTime`.
+_STAMPS = ("ts", "cts", "creationTime")
+
+
+def skewed(message: Json, skew_ms: int) -> Json:
+    """`message` with its envelope timestamps moved by `skew_ms` (a copy; the venue's own is untouched).
+
+    The venue stamps messages from its unskewed clock; a real exchange whose clock is off stamps every
+    message with that clock, so `clock_skew` must move these too, or a client's clock-offset estimate
+    (from pongs) and its latency (from `ts`) would disagree. Row fields (`updatedTime`, `execTime`, trade
+    `T`) are the venue's business data and stay as they are."""
+    if not skew_ms:
+        return message
+    out = dict(message)
+    for name in _STAMPS:
+        value = out.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[name] = value + skew_ms
+    return out
 
 
 def dumps(obj: Json) -> str:
