@@ -17,7 +17,7 @@ from bybit_hybrid_core import Timings
 
 from ..server import ServedExchange
 from .live import LiveRun, open_stream
-from .sim import serve
+from .sim import serve, serve_metrics
 from .view import PositionBoard
 
 __all__ = ["CYCLE", "DEMO_TIMINGS", "SCRIPT", "run_demo"]
@@ -92,6 +92,7 @@ class _Script:
 def run_demo(args: Any) -> int:
     """The `demo` command (see `cli.py` for its arguments)."""
     served = serve(args.tls, seed=args.seed)
+    stop_metrics: Callable[[], None] | None = None
     try:
         stream = open_stream(
             served.api_key,
@@ -103,6 +104,11 @@ def run_demo(args: Any) -> int:
             seed=args.seed,
         )
         title = f"bybit-hybrid demo: FakeExchange at {served.ws_url} (seed {args.seed})"
+        if getattr(args, "metrics_port", None) is not None:
+            url, stop_metrics = serve_metrics(args.metrics_port, stream)
+            # stderr, like the demo's other notes: stdout stays the view or clean NDJSON
+            print(f"metrics: {url}", file=sys.stderr, flush=True)
+            title += f", metrics at {url}"
         run = LiveRun(
             stream, PositionBoard(title, origin=0.0), json=args.json, tty=sys.stdout.isatty(),
             duration=args.duration, interval=args.interval,
@@ -110,4 +116,6 @@ def run_demo(args: Any) -> int:
         run.on_tick = _Script(served, run)
         return run.run()
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         served.stop()

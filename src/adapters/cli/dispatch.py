@@ -36,6 +36,7 @@ examples:
   bybit-hybrid demo --duration 20
   bybit-hybrid demo --duration 5 --json | grep PositionUpdate
   bybit-hybrid demo --tls --seed 7
+  bybit-hybrid demo --metrics-port 9464       # Prometheus text at http://127.0.0.1:9464/metrics
 
 --json prints one JSON object per event (NDJSON, {"type": "PositionUpdate", ...}, money as strings);
 what the demo does is said on stderr."""
@@ -71,6 +72,7 @@ examples:
   bybit-hybrid sim
   bybit-hybrid sim --port 0 --tls
   printf 'open BTCUSDT Buy 0.5\\nmark BTCUSDT 68000\\n' | bybit-hybrid sim --duration 60
+  bybit-hybrid sim --metrics-port 9465        # the FakeExchange's own counters for Prometheus
 
 {commands}"""
 
@@ -123,6 +125,14 @@ def _add_endpoints(p: argparse.ArgumentParser, demo: bool) -> None:
     )
 
 
+def _add_metrics(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--metrics-port", type=int, metavar="N",
+        help=f"serve {what} for Prometheus on http://127.0.0.1:N/metrics (0 = any free port; "
+        "needs bybit-hybrid[metrics])",
+    )  # fmt: skip
+
+
 def _sub(
     subs: Any, name: str, summary: str, description: str, run: Callable[[Any], int]
 ) -> argparse.ArgumentParser:
@@ -158,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.add_argument("--tls", action="store_true", help="serve wss:// with a throwaway CA (needs trustme)")
     p.add_argument("--seed", type=int, default=0, help="the FakeExchange's market seed (default 0)")
+    _add_metrics(p, "the stream's metrics")
 
     p = _sub(subs, "watch", "live public tickers from Bybit (no keys)", WATCH_HELP, _watch)
     p.add_argument("symbols", nargs="+", metavar="SYMBOL")
@@ -181,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop after SECONDS (default: quit or Ctrl-C)"
     )
+    _add_metrics(p, "the FakeExchange's counters (connections, REST requests, violations)")
 
     p = _sub(subs, "record", "record raw inbound frames with timestamps to FILE", RECORD_HELP, _record)
     p.add_argument("file", metavar="FILE")
@@ -253,6 +265,9 @@ def _check_numbers(args: Any) -> None:
     port = getattr(args, "port", 0)
     if not 0 <= port <= 65535:
         raise CliError(f"--port must be between 0 and 65535, got {port}")
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise CliError(f"--metrics-port must be between 0 and 65535, got {metrics_port}")
 
 
 def main(argv: list[str] | None = None) -> int:

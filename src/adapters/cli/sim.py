@@ -18,7 +18,7 @@ from ..server import ServedExchange
 from .errors import EXIT_NETWORK, EXIT_OK, CliError
 from .signals import raise_if_stopped, shielded
 
-__all__ = ["COMMANDS_HELP", "SimShell", "run_sim", "serve"]
+__all__ = ["COMMANDS_HELP", "SimShell", "run_sim", "serve", "serve_metrics"]
 
 COMMANDS_HELP = """\
 commands (one per line on stdin; each answers 'ok: ...' or 'error: ...'):
@@ -241,7 +241,7 @@ class SimShell:
         return "ok: every pending fault cleared"
 
 
-def banner(served: ServedExchange) -> str:
+def banner(served: ServedExchange, metrics_url: str | None = None) -> str:
     lines = [
         f"FakeExchange (Bybit V5) serving on {served.host}:{served.port}; test values only",
         f"  public   {served.ws_url}/v5/public/linear   (also inverse, spot, option)",
@@ -252,6 +252,8 @@ def banner(served: ServedExchange) -> str:
     ]
     if served.ca_file:
         lines.append(f"  ca file  {served.ca_file}   (trust it: cafile=... or --cafile)")
+    if metrics_url:
+        lines.append(f"  metrics  {metrics_url}   (the FakeExchange's counters, Prometheus text)")
     lines.append(
         f'  python   HybridStream("{served.api_key}", "{served.api_secret}", '
         f'endpoints=Endpoints.custom("{served.ws_url}")' + (", cafile=CA_FILE)" if served.ca_file else ")")
@@ -281,14 +283,47 @@ def serve(tls: bool, host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> S
         ) from None
 
 
+def serve_metrics(port: int, target: Any) -> tuple[str, Callable[[], None]]:
+    """Serve `bybit_hybrid.metrics` for `target` (a stream or a `ServedExchange`) on 127.0.0.1:`port` (0: any
+    free port) in a registry of its own; returns the URL and what stops it."""
+    try:
+        from .. import metrics
+    except ImportError:
+        hint = "pip install 'bybit-hybrid[metrics]'"
+        raise CliError("--metrics-port needs prometheus_client", hint) from None
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)  # only ours: no process or GC metrics of this CLI
+    metrics.register(target, registry)
+    try:
+        server, thread = metrics.serve(registry, port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot serve metrics on 127.0.0.1:{port}: {exc}", "pick another --metrics-port", EXIT_NETWORK
+        ) from None
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return f"http://127.0.0.1:{server.server_port}/metrics", stop
+
+
 def run_sim(args: Any, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
     """The `sim` command (see `cli.py` for its arguments)."""
     stdin, out = stdin or sys.stdin, out or sys.stdout
     served = serve(args.tls, args.host, args.port, args.seed)
+    stop_metrics: Callable[[], None] | None = None
     try:
-        print(banner(served), file=out, flush=True)
+        url = None
+        if getattr(args, "metrics_port", None) is not None:
+            url, stop_metrics = serve_metrics(args.metrics_port, served)
+        print(banner(served, url), file=out, flush=True)
         _serve(SimShell(served), stdin, out, args.duration)
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         served.stop()
     return EXIT_OK
 
