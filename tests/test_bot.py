@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from bybit_hybrid import StartupFailed
 from bybit_hybrid.bot import BybitHybridStream
 from bybit_hybrid.server import ServedExchange
 
 from adapter_helpers import no_leaks
 from adapter_scenarios import FAST
+from bybit_hybrid_core import Config, Credentials, HealthRules
 
 Calls = list[tuple[str, dict[str, Any]]]
 UPDATE_KEYS = {
@@ -179,3 +182,97 @@ def test_stop_without_start_and_restart() -> None:
     with ServedExchange(tls=True) as served:
         run(served, body)
     asyncio.run(BybitHybridStream("k", "s").stop())
+
+
+def test_start_with_wait_returns_live_and_status_has_the_v3_fields_health_and_metrics() -> None:
+    async def main(served: ServedExchange) -> dict[str, Any]:
+        stream = BybitHybridStream(
+            served.api_key, served.api_secret, event_handler=lambda n, d: None, endpoints=served.endpoints,
+            cafile=served.ca_file, timings=FAST, categories=("linear",),
+        )  # fmt: skip
+        await stream.start(wait=10.0)  # a hang guard: it returns as soon as every link is live
+        try:
+            return stream.get_status()
+        finally:
+            await stream.stop()
+
+    with ServedExchange(tls=True) as served, no_leaks():
+        served.call(lambda ex: ex.open_position("BTCUSDT", "Buy", "0.5"))
+        status = asyncio.run(main(served))
+    json.dumps(status)  # plain data all the way down
+    assert status["connected"] and status["authenticated"]
+    assert all(link["state"] == "LIVE" for link in status["links"].values())
+    assert status["subscriptions"] == sum(len(v["subscriptions"]) for v in status["links"].values())
+    assert status["subscriptions"] >= len(PRIVATE_TOPICS) + 1  # the private topics and the position's ticker
+    assert status["reconnectAttempts"] == status["reconnects"] == 0
+    assert status["health"]["verdict"] in ("ok", "warning", "critical")
+    assert isinstance(status["health"]["reasons"], list)
+    metrics = status["metrics"]
+    assert metrics.keys() >= {
+        "events_per_second", "latency_ms", "clock_offset_ms", "open_positions", "positions_with_ticker",
+        "links",
+    }  # fmt: skip
+    assert metrics["latency_ms"].keys() >= {"p50", "p95", "p99"}
+    assert metrics["open_positions"] == 1
+    assert set(metrics["links"]) == {"linear", "private"}
+    assert all({"uptime", "messages"} <= v.keys() for v in metrics["links"].values())
+
+
+def test_start_with_wait_raises_startup_failed_and_leaves_nothing_running() -> None:
+    async def main(served: ServedExchange) -> tuple[StartupFailed, bool]:
+        stream = BybitHybridStream(
+            served.api_key, "wrong-secret", endpoints=served.endpoints, cafile=served.ca_file, timings=FAST,
+            categories=("linear",),
+        )  # fmt: skip
+        with pytest.raises(StartupFailed) as caught:
+            await stream.start(wait=10.0)
+        assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
+        return caught.value, stream.get_status()["running"]
+
+    with ServedExchange(tls=True) as served, no_leaks():
+        error, running = asyncio.run(main(served))
+    assert error.kind == "auth" and "refused the API key" in str(error) and not running
+
+
+def test_health_changes_reach_the_handler_as_stream_health() -> None:
+    async def body(stream: BybitHybridStream, calls: Calls) -> None:
+        await wait_for(calls, lambda c: stream.get_status()["authenticated"])
+        served.kill()  # every link down: past link_down_warning the verdict turns to warning
+        await wait_for(calls, lambda c: any(d["verdict"] != "ok" for d in names(c, "stream.health")))
+        served.revive()
+        await wait_for(
+            calls,
+            lambda c: bool(names(c, "stream.health")) and names(c, "stream.health")[-1]["verdict"] == "ok",
+        )
+
+    with ServedExchange(tls=True) as served:
+        config = Config(
+            credentials=Credentials(served.api_key, served.api_secret), endpoints=served.endpoints,
+            timings=FAST, categories=("linear",), health=HealthRules(link_down_warning=0.2),
+        )  # fmt: skip
+        calls = run_with_config(served, body, config)
+    health = names(calls, "stream.health")
+    bad = next(d for d in health if d["verdict"] != "ok")
+    assert bad["reasons"] and {"rule", "level", "detail", "since"} <= bad["reasons"][0].keys()
+    assert any(r["rule"] == "link_down_warning" for r in bad["reasons"])
+    json.dumps(health)
+
+
+def run_with_config(
+    served: ServedExchange, body: Callable[[BybitHybridStream, Calls], Awaitable[None]], config: Config
+) -> Calls:
+    calls: Calls = []
+
+    async def main() -> None:
+        stream = BybitHybridStream(
+            event_handler=lambda name, data: calls.append((name, data)), config=config, cafile=served.ca_file
+        )
+        await stream.start()
+        try:
+            await body(stream, calls)
+        finally:
+            await stream.stop()
+
+    with no_leaks():
+        asyncio.run(main())
+    return calls

@@ -1,13 +1,13 @@
 """The drop-in for an existing asyncio bot: events become `event_handler(name, data)` calls with plain dicts.
 
     stream = BybitHybridStream(api_key, api_secret, event_handler=router.emit, testnet=False)
-    await stream.start()
-    stream.get_status()   # connected / authenticated / subscriptions / reconnects / last message age per link
+    await stream.start(wait=30)   # or start() to return at once
+    stream.get_status()   # connected / authenticated / subscriptions / reconnects / health / metrics
     await stream.stop()
 
-Names: "position.update", "position.opened", "position.closed", "stream.status". The dict format is in
-docs/bot.md. Numbers are floats by default, because an existing position manager does float arithmetic
-(Decimal + float raises); pass `decimals=True` for `Decimal`. Built on the stdlib-asyncio adapter.
+Names: "position.update", "position.opened", "position.closed", "stream.status", "stream.health". The dict
+format is in docs/bot.md. Numbers are floats by default, because an existing position manager does float
+arithmetic (Decimal + float raises); pass `decimals=True` for `Decimal`. Built on the stdlib-asyncio adapter.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from bybit_hybrid_core import (
     AuthFailed,
     Event,
     HandshakeRefused,
+    Health,
+    HealthChanged,
     Link,
     LinkDown,
     LinkUp,
+    Metrics,
     Position,
     PositionClosed,
     PositionOpened,
@@ -40,7 +43,7 @@ from bybit_hybrid_core import (
 from ._net import describe
 from .asyncio import HybridStream
 
-__all__ = ["BybitHybridStream", "EventHandler"]
+__all__ = ["BybitHybridStream", "EventHandler", "health_dict", "metrics_dict"]
 
 log = logging.getLogger("bybit_hybrid.bot")
 EventHandler = Callable[[str, dict[str, Any]], Any]  # may return an awaitable
@@ -88,14 +91,31 @@ class BybitHybridStream:
     def __repr__(self) -> str:
         return f"<BybitHybridStream {'running' if self._pump else 'stopped'} {self.stream!r}>"
 
-    async def start(self) -> None:
-        """Connect and start calling the handler. Returns at once; progress comes as "stream.status"."""
+    async def start(self, wait: float | None = None) -> None:
+        """Connect and start calling the handler; progress comes as "stream.status" events.
+
+        Args:
+            wait: None returns at once. A number of seconds waits until the stream is live (every link LIVE,
+                positions synced; `HybridStream.wait_live`), the handler being called meanwhile.
+
+        Raises:
+            StartupFailed: (with `wait`) the stream was not live within `wait` seconds, or will not be
+                (connection refused, geo-block, refused auth, ...: the message says which). The stream is
+                stopped before it raises, so nothing is left running.
+        """
         if self._pump is not None:
             return
         if self.stream.started:  # a stream runs once; a restart gets a fresh one
             self.stream = self._make()
         await self.stream.__aenter__()
         self._pump = asyncio.create_task(self._deliver(), name="bybit-hybrid-bot")
+        if wait is None:
+            return
+        try:
+            await self.stream.wait_live(wait)
+        except BaseException:  # a failed start leaves nothing running (the caller will not stop() it)
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Close every connection and task. The handler is not called afterwards."""
@@ -107,10 +127,17 @@ class BybitHybridStream:
             await self.stream.__aexit__(None, None, None)
 
     def get_status(self) -> dict[str, Any]:
-        """Per link: state, connected, authenticated, subscriptions, reconnects, last message age (s)."""
+        """The stream at a glance; docs/bot.md has the shape.
+
+        Top level: `running`, `connected` (every link), `authenticated`, `subscriptions` (confirmed topics,
+        all links), `reconnects` and `reconnectAttempts` (the same total; the V3 client's name),
+        `pending_events`, `handler_errors`, `health` (`core.health()`), `metrics` (`core.metrics()`, summed
+        up) and `links` (per link: state, connected, authenticated, subscriptions, ..., last message age).
+        """
         now = asyncio.get_running_loop().time() if self._pump else None
+        core = self.stream.core
         links: dict[str, Any] = {}
-        for link, status in self.stream.core.status().items():
+        for link, status in core.status().items():
             seen = self.stream.links[link].last_receive
             links[link.value] = {
                 "state": status.state, "connected": status.connected, "authenticated": status.authenticated,
@@ -120,12 +147,15 @@ class BybitHybridStream:
                 "last_message_age": None if now is None or seen is None else round(now - seen, 3),
             }  # fmt: skip
         private = links.get(Link.PRIVATE.value)
+        reconnects = sum(v["reconnects"] for v in links.values())
         return {
             "running": self._pump is not None,
             "connected": bool(links) and all(v["connected"] for v in links.values()),
             "authenticated": bool(private and private["authenticated"]),
-            "reconnects": sum(v["reconnects"] for v in links.values()),
-            "pending_events": self.stream.pending, "handler_errors": self.handler_errors, "links": links,
+            "subscriptions": sum(len(v["subscriptions"]) for v in links.values()),
+            "reconnects": reconnects, "reconnectAttempts": reconnects,
+            "pending_events": self.stream.pending, "handler_errors": self.handler_errors,
+            "health": health_dict(core.health()), "metrics": metrics_dict(core.metrics()), "links": links,
         }  # fmt: skip
 
     # -------------------------------------------------------------------------------------- translation
@@ -154,6 +184,8 @@ class BybitHybridStream:
 
     def _translate(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         match event:
+            case HealthChanged(health=health):
+                return "stream.health", health_dict(health)
             case PositionUpdate():
                 return "position.update", self._position_update(event)
             case PositionOpened(position=position, cause=cause):
@@ -194,3 +226,36 @@ class BybitHybridStream:
             "trailing_stop": opt(e.trailing_stop), "seq": e.seq, "updated_ms": e.updated_ms,
             "timestamp": time.time(),
         }  # fmt: skip
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 3)
+
+
+def health_dict(health: Health) -> dict[str, Any]:
+    """`core.health()` as plain data: verdict ("ok", "warning", "critical"), since (the stream's monotonic
+    clock, s) and reasons (rule, level, detail, since), for `get_status()["health"]` and "stream.health"."""
+    reasons = [
+        {"rule": r.rule, "level": r.level, "detail": r.detail, "since": r.since} for r in health.reasons
+    ]
+    return {"verdict": health.verdict, "reasons": reasons, "since": health.since}
+
+
+def metrics_dict(metrics: Metrics) -> dict[str, Any]:
+    """A plain-data summary of `core.metrics()` for `get_status()["metrics"]` (docs/bot.md has the keys)."""
+    latency = metrics.latency
+    return {
+        "events_per_second": round(metrics.events_per_second, 3),
+        "latency_ms": {"p50": latency.p50_ms, "p95": latency.p95_ms, "p99": latency.p99_ms,
+                       "samples": latency.count},
+        "clock_offset_ms": metrics.clock_offset_ms,
+        "open_positions": metrics.open_positions, "positions_with_ticker": metrics.positions_with_ticker,
+        "problems": metrics.problems, "subscription_failures_1h": metrics.subscription_failures_1h,
+        "links": {
+            m.link.value: {
+                "state": m.state, "uptime": round(m.uptime, 3), "messages": m.messages,
+                "reconnects": m.reconnects, "ping_rtt_ms": _ms(m.ping_rtt),
+            }
+            for m in metrics.links
+        },
+    }  # fmt: skip
