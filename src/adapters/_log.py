@@ -1,8 +1,8 @@
 """One log line per lifecycle change, from the core's events as an adapter's loop hands them out.
 
-Every adapter calls `log_lifecycle(events, credentials)` on each batch it hands to the application, so the
-three of them log the same lines from one table (no copy per adapter). Lines go to the
-`bybit_hybrid.lifecycle` logger (a child of `bybit_hybrid`): INFO for a link up, a topic reset and health
+Every adapter's loop hands each batch it gives the application to `_startup.LiveWatch.observe`, which calls
+`log_event` here, so the three of them log the same lines from one table (no copy per adapter). Lines go to
+the `bybit_hybrid.lifecycle` logger (a child of `bybit_hybrid`): INFO for a link up, a topic reset and health
 back to ok; WARNING for a link down, a refusal (handshake, auth, subscription), a failed REST snapshot and
 health warning/critical. Market data is never logged, so a line is rare (a lifecycle change), and the
 check per event is one dict lookup on its type.
