@@ -36,7 +36,7 @@ from ._events import (
 )
 from ._health import EventRate, Health, LatencyRecorder, LinkStatus, Metrics
 from ._link import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, DialBudget, Input, LinkConnection, private_family
-from ._monitor import HealthMonitor, LinkView, metrics
+from ._monitor import HEALTH_EVENTS, HealthMonitor, LinkView, metrics
 from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
@@ -237,9 +237,11 @@ class HybridCore:
     def emit(self, event: Event) -> None:
         self._events.append(event)
         kind = type(event)
-        self._counts[kind] = self._counts.get(kind, 0) + 1
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
         self._rate.add(event.at)
-        self._monitor.saw(event)
+        if kind in HEALTH_EVENTS:  # market data never changes a verdict by itself: no call for it
+            self._monitor.saw(event)
 
     def act(self, action: Action) -> None:
         self._actions.append(action)

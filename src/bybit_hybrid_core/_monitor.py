@@ -36,7 +36,7 @@ from ._health import (
     Verdict,
 )
 
-__all__ = ["HealthMonitor", "LinkView", "metrics"]
+__all__ = ["HEALTH_EVENTS", "HealthMonitor", "LinkView", "metrics"]
 
 # Events that can change a verdict at once (the others only move time-based rules, which have deadlines).
 _WATCHED: frozenset[type] = frozenset(
@@ -51,6 +51,8 @@ _WATCHED: frozenset[type] = frozenset(
         SubscriptionFailed,
     }
 )
+HEALTH_EVENTS: frozenset[type] = _WATCHED | {PositionUpdate}
+"""The events `HealthMonitor.saw` looks at: the core skips the call for every other (market data) event."""
 
 
 class LinkView(NamedTuple):
