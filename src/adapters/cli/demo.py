@@ -57,7 +57,7 @@ SCRIPT: tuple[tuple[float, str, Step], ...] = (
     (3.0, "fault: the private link drops (re-auth, REST resync)", lambda ex: ex.drop_link("private")),
     (4.0, "close ETHUSDT Sell leg (idx 2)", lambda ex: ex.close_position("ETHUSDT", position_idx=2)),
     (5.5, "open linear SOLUSDT Sell 20", lambda ex: ex.open_position("SOLUSDT", "Sell", "20")),
-    (7.0, "fault: the inverse link goes half-open (found by the pong deadline)",
+    (7.0, "fault: the inverse link goes half-open (found by its silence within 5 s)",
      lambda ex: ex.half_open("inverse")),
     (9.0, "BTCUSDT mark +1%", _mark_up),
     (11.0, "fault: service restart, every link cut", lambda ex: ex.restart_service(drop_links=True)),
