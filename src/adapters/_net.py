@@ -1,7 +1,7 @@
 """Transport plumbing shared by every adapter: where a URL points, and the TLS context to reach it.
 
 Nothing here knows Bybit: it turns `ws://`, `wss://`, `http://` and `https://` URLs into (host, port, TLS?)
-and builds a verifying client `ssl.SSLContext` (system roots, plus certifi's when it is installed).
+and builds a verifying client `ssl.SSLContext` (system roots plus certifi's bundle: certifi is a dependency).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import certifi
 
 __all__ = ["LinkStats", "Target", "anyio_connect", "client_ssl_context", "describe", "target"]
 
@@ -50,18 +52,13 @@ def client_ssl_context(
 
     A given `ssl_context` is used as is (the caller owns its policy). Otherwise verification is on with
     hostname checks (SNI is sent by every adapter), trusting `cafile` when given, else the system roots
-    plus certifi's bundle if certifi is installed (slim containers often ship no system roots).
+    plus certifi's bundle (slim containers often ship no system roots; certifi is a declared dependency).
     """
     if ssl_context is not None:
         return ssl_context
     context = ssl.create_default_context(cafile=cafile)
     if cafile is None:
-        try:
-            import certifi
-        except ImportError:  # system roots only
-            pass
-        else:
-            context.load_verify_locations(certifi.where())
+        context.load_verify_locations(certifi.where())
     return context
 
 

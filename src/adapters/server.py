@@ -205,7 +205,14 @@ class ServedExchange:
     # ------------------------------------------------------------------------------------- the thread
 
     def _make_certificate(self) -> None:
-        import trustme  # only needed for TLS, and only here: it is a test/sim extra
+        try:
+            import trustme  # only needed for TLS, and only here: the `sim` (and `test`) extra
+        except ImportError as exc:  # say how to get it rather than a bare ModuleNotFoundError
+            raise ModuleNotFoundError(
+                'ServedExchange(tls=True) needs trustme for its throwaway CA: pip install "bybit-hybrid[sim]"'
+                " (or serve plain ws:// with tls=False)",
+                name="trustme",
+            ) from exc
 
         ca = trustme.CA()
         cert = ca.issue_cert(self.host, "localhost")
