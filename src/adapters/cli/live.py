@@ -19,7 +19,7 @@ from .._startup import StartupWatch
 from ..threaded import HybridStream
 from .errors import EXIT_OK, EXIT_USAGE, CliError, cli_error
 from .signals import raise_if_stopped, shielded
-from .view import JsonLines, Screen
+from .view import JsonLines, LiveView
 
 __all__ = ["Board", "LiveRun", "endpoint_options", "open_stream"]
 
@@ -135,20 +135,48 @@ class LiveRun:
 
     def run(self) -> int:
         self.started = self.board.origin = time.monotonic()
-        screen = Screen(self.out) if self.tty else None
+        screen = LiveView(self.out) if self.tty else None
         end = None if self.duration is None else self.started + self.duration
+        summary: list[str] | None = None
         try:
             with shielded():  # its threads never take Ctrl-C (one pressed meanwhile is seen right after)
                 self.stream.start()
             with _tapped_logs() as tap:
-                self._loop(screen, end, tap)
+                try:
+                    self._loop(screen, end, tap)
+                except KeyboardInterrupt:  # Ctrl-C ends a run as --duration does: with its summary
+                    summary = self._summary()
+                    raise
+                summary = self._summary()
         finally:
             if screen is not None:
                 screen.close()
             self.stream.stop()
+            if summary:
+                self._print_summary(screen, summary)
         return EXIT_OK
 
-    def _loop(self, screen: Screen | None, end: float | None, tap: _LogTap) -> None:
+    def _summary(self) -> list[str] | None:
+        """The board's end-of-run summary (None for a board without one), taken before the stream stops."""
+        final = getattr(self.board, "final_lines", None)
+        if final is None:
+            return None
+        try:
+            status = self.stream.call(lambda core: core.status())
+        except Exception:  # a stream that cannot answer any more: the summary goes without its links
+            status = {}
+        lines: list[str] = final(time.monotonic(), status)
+        return lines
+
+    def _print_summary(self, screen: LiveView | None, lines: list[str]) -> None:
+        """Under the last frame on a terminal; as lines otherwise; on stderr with --json (stdout: NDJSON)."""
+        if screen is not None:
+            screen.print_lines(lines)
+            return
+        out = sys.stderr if self.json is not None else self.out
+        print("\n".join(lines), file=out, flush=True)
+
+    def _loop(self, screen: LiveView | None, end: float | None, tap: _LogTap) -> None:
         next_draw = time.monotonic()
         while True:
             raise_if_stopped()  # Ctrl-C or SIGTERM, recorded by `cli.signals`
@@ -179,10 +207,10 @@ class LiveRun:
         if line is not None and not self.tty:
             print(line, file=self.out, flush=True)
 
-    def _draw(self, screen: Screen | None, now: float) -> None:
+    def _draw(self, screen: LiveView | None, now: float) -> None:
         if screen is not None:
             status = self.stream.call(lambda core: core.status())
-            screen.draw(self.board.lines(now, status))
+            screen.draw(self.board, now, status)
         else:
             for line in self.board.summary(now):
                 print(line, file=self.out, flush=True)
