@@ -334,20 +334,33 @@ class ServedExchange:
             if headers.get("upgrade", "").lower() == "websocket":
                 await self._serve_websocket(reader, writer, head)
             else:
-                self._serve_rest(writer, method, target, headers)
+                body = head.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in head else b""
+                declared = headers.get("content-length", "0").strip()
+                length = min(int(declared), _HEAD_LIMIT) if declared.isdigit() else 0
+                if length > len(body):  # a POST's JSON body, read to its Content-Length
+                    body += await reader.readexactly(length - len(body))
+                self._serve_rest(writer, method, target, headers, body[:length])
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # a client that went away mid-request; nothing to answer
         finally:
             del self._handlers[task]
             writer.close()
 
-    def _serve_rest(self, writer: asyncio.StreamWriter, method: str, target: str, headers: _Headers) -> None:
+    def _serve_rest(
+        self, writer: asyncio.StreamWriter, method: str, target: str, headers: _Headers, body: bytes = b""
+    ) -> None:
         self.rest_requests += 1
-        status, body = self.exchange.rest(method, target, headers, self._now())
+        extra: Mapping[str, str] = {}
+        respond = getattr(self.exchange, "rest_response", None)
+        if respond is not None:  # with the rate-limit headers; an exchange-like object may have only `rest`
+            status, extra, body = respond(method, target, headers, self._now(), body)
+        else:
+            status, body = self.exchange.rest(method, target, headers, self._now())
         self._kick()
+        fields = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"{fields}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         writer.write(head.encode() + body)
 

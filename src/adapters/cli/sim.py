@@ -26,6 +26,15 @@ commands (one per line on stdin; each answers 'ok: ...' or 'error: ...'):
                                               (switches SYMBOL to hedge mode); CATEGORY default linear
   close SYMBOL [CATEGORY] [IDX]               close at the market (every open leg when IDX is left out)
   mark SYMBOL PRICE [CATEGORY]                put the mark (and index, last, book top) at PRICE
+  order SYMBOL Buy|Sell QTY [price=P] [CATEGORY] [IDX] [reduce]
+                                              place an order as POST /v5/order/create does: a limit
+                                              order at P (rests until the mark reaches it), else market
+  amend SYMBOL ORDER_ID [price=P] [qty=Q] [CATEGORY]  change an open order (POST /v5/order/amend)
+  cancel SYMBOL ORDER_ID|all [CATEGORY]       cancel one open order or all of SYMBOL's
+  orders [SYMBOL] [CATEGORY]                  the open orders, one per line
+  stop SYMBOL [tp=P] [sl=P] [trail=D] [CATEGORY] [IDX]
+                                              a position's take profit, stop loss, trailing stop (0: unset)
+  leverage SYMBOL BUY [SELL] [CATEGORY]       set the leverage (POST /v5/position/set-leverage)
   positions                                   the exchange's open positions, one per line
   status                                      open WebSocket connections by kind, REST requests served
   drop LINK [abrupt]                          close LINK's connections (close frame 1001; abrupt: none)
@@ -101,6 +110,8 @@ class SimShell:
             "reject-auth": self.reject_auth, "skew": self.skew, "geo-block": self.geo_block,
             "fail-subscribe": self.fail_subscribe, "rest-fail": self.rest_fail, "restart": self.restart,
             "kill": self.kill, "revive": self.revive, "heal": self.heal, "help": lambda _: COMMANDS_HELP,
+            "order": self.order, "amend": self.amend, "cancel": self.cancel, "orders": self.orders,
+            "stop": self.stop, "leverage": self.leverage,
         }  # fmt: skip
 
     def execute(self, line: str) -> str:
@@ -156,6 +167,95 @@ class SimShell:
         category, _ = _category_idx(words[2:])
         mark = self._call(lambda ex: ex.mark(symbol, price, category=category))
         return f"ok: {category}/{symbol} mark {mark}"
+
+    def _trade(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(lambda ex: ex.trade(method, path, params))
+        if answer["retCode"] != 0:
+            raise Usage(f"retCode {answer['retCode']}: {answer['retMsg']}")
+        return answer
+
+    def order(self, words: list[str]) -> str:
+        if len(words) < 3 or words[1] not in ("Buy", "Sell"):
+            raise Usage("order SYMBOL Buy|Sell QTY [price=P] [CATEGORY] [IDX] [reduce]")
+        symbol, side, qty = words[0].upper(), words[1], _decimal(words[2], "QTY")
+        rest = words[3:]
+        reduce = "reduce" in rest
+        prices = [w.removeprefix("price=") for w in rest if w.startswith("price=")]
+        price = _decimal(prices[0], "PRICE") if prices else None
+        category, idx = _category_idx([w for w in rest if w != "reduce" and not w.startswith("price=")])
+        params: dict[str, Any] = {
+            "category": category, "symbol": symbol, "side": side, "qty": str(qty),
+            "orderType": "Limit" if price is not None else "Market", "positionIdx": idx or 0,
+            "reduceOnly": reduce,
+        }  # fmt: skip
+        if price is not None:
+            params["price"] = str(price)
+        oid = self._trade("POST", "/v5/order/create", params)["result"]["orderId"]
+        kind = f"Limit @ {price}" if price is not None else "Market"
+        return f"ok: order {oid} {category}/{symbol}/{idx or 0} {side} {qty} {kind}"
+
+    def amend(self, words: list[str]) -> str:
+        fields = {k: v for k, _, v in (w.partition("=") for w in words[2:] if "=" in w)}
+        if len(words) < 3 or not fields or set(fields) - {"price", "qty"}:
+            raise Usage("amend SYMBOL ORDER_ID [price=P] [qty=Q] [CATEGORY]")
+        category, _ = _category_idx([w for w in words[2:] if "=" not in w])
+        params = {"category": category, "symbol": words[0].upper(), "orderId": words[1]}
+        params.update({k: str(_decimal(v, k.upper())) for k, v in fields.items()})
+        self._trade("POST", "/v5/order/amend", params)
+        return f"ok: amended {words[1]}"
+
+    def cancel(self, words: list[str]) -> str:
+        if len(words) < 2:
+            raise Usage("cancel SYMBOL ORDER_ID|all [CATEGORY]")
+        symbol, which = words[0].upper(), words[1]
+        category, _ = _category_idx(words[2:])
+        params = {"category": category, "symbol": symbol}
+        if which == "all":
+            listed = self._trade("POST", "/v5/order/cancel-all", params)["result"]["list"]
+            return f"ok: cancelled {len(listed)} order(s)"
+        self._trade("POST", "/v5/order/cancel", {**params, "orderId": which})
+        return f"ok: cancelled {which}"
+
+    def orders(self, words: list[str]) -> str:
+        symbol = words[0].upper() if words and words[0] not in _CATEGORIES else ""
+        category, _ = _category_idx(words[1:] if symbol else words)
+        params = {"category": category, "symbol": symbol} if symbol else {"category": category}
+        if category == "linear" and not symbol:
+            params["settleCoin"] = "USDT"
+        rows = self._trade("GET", "/v5/order/realtime", {**params, "limit": "50"})["result"]["list"]
+        lines = [
+            f"  {r['orderId']} {category}/{r['symbol']}/{r['positionIdx']} {r['side']} {r['qty']} "
+            f"{r['orderType']} @ {r['price']}" + (" reduce-only" if r["reduceOnly"] else "")
+            for r in rows
+        ]
+        return "\n".join([f"ok: {len(rows)} open order(s)", *lines])
+
+    def stop(self, words: list[str]) -> str:
+        names = {"tp": "takeProfit", "sl": "stopLoss", "trail": "trailingStop"}
+        fields = {k: v for k, _, v in (w.partition("=") for w in words[1:] if "=" in w)}
+        if not words or not fields or set(fields) - set(names):
+            raise Usage("stop SYMBOL [tp=P] [sl=P] [trail=D] [CATEGORY] [IDX]")
+        category, idx = _category_idx([w for w in words[1:] if "=" not in w])
+        params: dict[str, Any] = {"category": category, "symbol": words[0].upper(), "positionIdx": idx or 0}
+        for key, value in fields.items():
+            if value != "0":
+                _decimal(value, key)
+            params[names[key]] = value
+        self._trade("POST", "/v5/position/trading-stop", params)
+        shown = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"ok: {category}/{words[0].upper()}/{idx or 0} {shown}"
+
+    def leverage(self, words: list[str]) -> str:
+        if len(words) < 2:
+            raise Usage("leverage SYMBOL BUY [SELL] [CATEGORY]")
+        buy = _decimal(words[1], "BUY")
+        more = words[2:]
+        sell = _decimal(more.pop(0), "SELL") if more and more[0] not in _CATEGORIES else buy
+        category, _ = _category_idx(more)
+        params = {"category": category, "symbol": words[0].upper(), "buyLeverage": str(buy),
+                  "sellLeverage": str(sell)}  # fmt: skip
+        self._trade("POST", "/v5/position/set-leverage", params)
+        return f"ok: {category}/{words[0].upper()} leverage {buy}/{sell}"
 
     def positions(self, words: list[str]) -> str:
         def run(ex: Any) -> list[str]:
@@ -246,7 +346,7 @@ def banner(served: ServedExchange, metrics_url: str | None = None) -> str:
         f"FakeExchange (Bybit V5) serving on {served.host}:{served.port}; test values only",
         f"  public   {served.ws_url}/v5/public/linear   (also inverse, spot, option)",
         f"  private  {served.ws_url}/v5/private",
-        f"  rest     {served.rest_url}   (GET /v5/position/list)",
+        f"  rest     {served.rest_url}   (GET /v5/position/list, /v5/order/*, trading-stop, ...)",
         f"  api key  {served.api_key}",
         f"  secret   {served.api_secret}",
     ]

@@ -102,7 +102,7 @@ class FakeExchange(FaultsMixin):
         self._now = 0.0
         self._next_publish: float | None = None
         self._ops = OpHandler(self.venue, self.credentials, self.faults, self.wall_ms, self.violations)
-        self._rest = RestHandler(self.venue, self.credentials, self.faults, self.wall_ms)
+        self._rest = RestHandler(self.venue, self.credentials, self.faults, self.wall_ms, self._push_private)
 
     def __repr__(self) -> str:
         return f"FakeExchange(conns={len(self._conns)}, now={self._now})"
@@ -165,10 +165,26 @@ class FakeExchange(FaultsMixin):
             del self._conns[cid]
         return out
 
-    def rest(self, method: str, target: str, headers: Mapping[str, str], now: float) -> tuple[int, bytes]:
-        """Answer one REST request (`target` = path + query): `(status, body)`."""
+    def rest(
+        self, method: str, target: str, headers: Mapping[str, str], now: float, body: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Answer one REST request (`target` = path + query, `body` a POST's JSON): `(status, body)`."""
+        status, _, answer = self.rest_response(method, target, headers, now, body)
+        return status, answer
+
+    def rest_response(
+        self, method: str, target: str, headers: Mapping[str, str], now: float, body: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Like `rest`, with the response headers (the `X-Bapi-Limit*` rate-limit headers). The private
+        pushes an order causes are queued before the answer is returned."""
         self._advance(now)
-        return self._rest.handle(method, target, headers, now)
+        return self._rest.respond(method, target, headers, now, body)
+
+    def trade(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Call one trading endpoint (e.g. `"POST", "/v5/order/create"`) with Bybit's parameter names,
+        unsigned and unlimited, as the venue's operator: Bybit's answer (`retCode`, `result`, ...) as a dict.
+        Its private pushes go out exactly as for a signed REST request."""
+        return self._rest.trade((method.upper(), path), params or {}, self._now)
 
     # ------------------------------------------------------------------------------------- introspection
 
@@ -243,6 +259,7 @@ class FakeExchange(FaultsMixin):
         """The mark price of `symbol`; with `price`, set it first (pushed with the next ticker delta)."""
         if price is not None:
             self.venue.set_mark(category, symbol, Decimal(str(price)))
+            self._drain_triggered(self._now)
         return self.venue.mark(category, symbol)
 
     # ------------------------------------------------------------------------------------------ internals
@@ -283,6 +300,7 @@ class FakeExchange(FaultsMixin):
         self._now = now
         if self._next_publish is not None and now >= self._next_publish:
             self._publish(now)
+        self._drain_triggered(now)
         for c in list(self._conns.values()):
             c.tick(now)
 
@@ -309,6 +327,14 @@ class FakeExchange(FaultsMixin):
                 if c.kind == category and topic in c.topics:
                     c.send_text(text, now, "data")
         self._schedule_publish(now)
+
+    def _drain_triggered(self, now: float) -> None:
+        """Push the fills the venue's mark triggered (resting limit orders, take profit / stop loss)."""
+        take = getattr(self.venue, "take_private", None)
+        if take is not None:
+            pushes = take()
+            if pushes:
+                self._push_private(pushes, now)
 
     def _push_private(self, pushes: Pushes, now: float) -> None:
         for topic, message in pushes:

@@ -14,6 +14,7 @@ fill's seq"). The pushes come in Bybit's real order: execution.fast, order, exec
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from random import Random
 from typing import Any
@@ -22,7 +23,7 @@ from ..._errors import LocalProtocolError
 from .instruments import Instrument, fmt, q8, uuid_like
 from .rows import MMR, Fill, Held, envelope, execution_row, fast_row, order_row, position_row
 
-__all__ = ["Account", "OrderRejected"]
+__all__ = ["Account", "OrderRejected", "Resting", "Stops"]
 
 Json = dict[str, Any]
 Push = tuple[str, Json]
@@ -37,6 +38,35 @@ class OrderRejected(Exception):
         super().__init__(f"{ret_code}: {ret_msg}")
         self.ret_code = ret_code
         self.ret_msg = ret_msg
+
+
+@dataclass(slots=True)
+class Resting:
+    """A limit order resting on the venue until the mark crosses its price."""
+
+    order_id: str
+    link_id: str
+    inst: Instrument
+    side: str
+    qty: Decimal
+    price: Decimal
+    idx: int
+    reduce_only: bool
+    tif: str
+    created_ms: int
+    updated_ms: int
+    last: Decimal
+
+
+@dataclass(slots=True)
+class Stops:
+    """A position's take profit, stop loss and trailing stop (0: unset); `best` is the best mark since the
+    trailing stop was set."""
+
+    take_profit: Decimal = Decimal(0)
+    stop_loss: Decimal = Decimal(0)
+    trailing: Decimal = Decimal(0)
+    best: Decimal = Decimal(0)
 
 
 class Account:
@@ -59,6 +89,9 @@ class Account:
         self.hedged: set[tuple[str, str]] = set()
         self.balances = dict(_BALANCES)
         self.cum_realised: dict[str, Decimal] = {}
+        self.orders: dict[str, Resting] = {}  # open limit orders by orderId, in placing order
+        self.closed: dict[str, Json] = {}  # the last rows of recently closed orders (GET /v5/order/realtime)
+        self.stops: dict[Key, Stops] = {}
 
     # ---------------------------------------------------------------------------------------- modes
 
@@ -113,8 +146,10 @@ class Account:
         reduce_only: bool = False,
         exec_type: str = "Trade",
         create_type: str = "CreateByUser",
+        order_id: str | None = None,
     ) -> list[Push]:
-        """Execute a checked order at `price`; the private pushes in Bybit's order."""
+        """Execute a checked order at `price`; the private pushes in Bybit's order (`order_id`: the
+        filled order's id, else a new one)."""
         self.seq += 1
         fee = q8(self.fee_rate * (qty / price if inst.inverse else qty * price))
         mark = self._mark(inst)
@@ -129,7 +164,7 @@ class Account:
             qty,
             price,
             order_qty,
-            uuid_like(self._rng),
+            order_id if order_id is not None else uuid_like(self._rng),
             uuid_like(self._rng),
             link_id,
             self.seq,
@@ -231,8 +266,48 @@ class Account:
 
     def position_push(self, key: Key, now_ms: int) -> Push:
         h = self.slots[key]
-        row = position_row(h, self._mark(h.inst), self.fee_rate)
+        row = self.with_stops(key, position_row(h, self._mark(h.inst), self.fee_rate))
         return "position", envelope("position", f"{self.uid}_position_{now_ms}", now_ms, [row])
+
+    def with_stops(self, key: Key, row: Json) -> Json:
+        """`row` (a position row) with the slot's takeProfit/stopLoss/trailingStop; a flat slot loses them."""
+        h = self.slots.get(key)
+        if h is None or h.size == 0:
+            self.stops.pop(key, None)
+        stops = self.stops.get(key)
+        if stops is not None:
+            row["takeProfit"], row["stopLoss"] = fmt(stops.take_profit), fmt(stops.stop_loss)
+            row["trailingStop"] = fmt(stops.trailing)
+        return row
+
+    def resting_row(self, o: Resting, status: str, now_ms: int, cancel_type: str = "UNKNOWN") -> Json:
+        """The `order` row of a resting limit order: New, Cancelled (or Untriggered-free statuses)."""
+        f = Fill(o.inst, o.side, Decimal(0), o.price, o.qty, o.order_id, "", o.link_id, self.seq, now_ms,
+                 Decimal(0), self.fee_rate, Decimal(0), Decimal(0), self._mark(o.inst), o.last, o.idx,
+                 o.reduce_only)  # fmt: skip
+        row = order_row(f)
+        open_ = status in ("New", "PartiallyFilled")
+        row.update(
+            orderStatus=status,
+            cancelType=cancel_type,
+            timeInForce=o.tif,
+            price=str(o.price),
+            avgPrice="",
+            leavesQty=o.inst.qty(o.qty) if open_ else "0",
+            leavesValue=fmt(q8(o.qty * o.price)) if open_ else "0",
+            cumExecQty="0",
+            cumExecValue="0",
+            cumExecFee="0",
+            orderType="Limit",
+            createdTime=str(o.created_ms),
+            updatedTime=str(now_ms),
+            cumFeeDetail={},
+        )
+        return row
+
+    def order_push(self, row: Json, now_ms: int) -> Push:
+        """An `order` push of one row (no fill: the message id is the account's, not a fill's)."""
+        return "order", envelope("order", f"{self.uid}_order_{now_ms}", now_ms, [row])
 
     def open_slots(self) -> list[Held]:
         """Open positions in a stable order (category, symbol, positionIdx)."""

@@ -22,14 +22,21 @@ from urllib.parse import unquote
 
 from ..._errors import LocalProtocolError
 from ..._events import Position, PositionKey
-from .account import Account, OrderRejected
-from .instruments import Instrument, default_instruments, make_instrument
+from .account import Account, OrderRejected, Resting, Stops, _liq_price
+from .instruments import Instrument, default_instruments, fmt, make_instrument, uuid_like
 from .public import PublicFeed
 from .rows import Held, rest_row
 
 __all__ = ["OrderRejected", "Venue"]
 
 Json = dict[str, Any]
+Push = tuple[str, Json]
+_TIFS = ("GTC", "IOC", "FOK", "PostOnly")
+_STOP_KINDS = {  # what closes a position when its stop triggers: stopOrderType, createType
+    "take_profit": ("TakeProfit", "CreateByTakeProfit"),
+    "stop_loss": ("StopLoss", "CreateByStopLoss"),
+    "trailing": ("TrailingStop", "CreateByTrailingStop"),
+}
 _REST_CATEGORIES = ("linear", "inverse", "option")
 
 
@@ -61,6 +68,7 @@ class Venue:
         self._step = 0
         self._now_ms = start_ms
         self._feed = PublicFeed(seed, start_ms)
+        self._private: list[Push] = []  # fills the mark triggered (limit orders, stops), for take_private
         self.account = Account(Random(f"{seed}:account"), Decimal(taker_fee), self._mark_of, self._usd)
         for inst in default_instruments(start_ms):
             self._feed.add(inst)
@@ -119,6 +127,8 @@ class Venue:
             kline = elapsed // 1000 != (elapsed - self._interval_ms) // 1000  # once a second
             liq = elapsed // 500 != (elapsed - self._interval_ms) // 500  # allLiquidation: every 500 ms
             out += self._feed.step(self._ts(self._step), subscribed, kline=kline, liq=liq)
+            if self.account.orders or self.account.stops:
+                self._private += self._triggers(self._ts(self._step))
         return out
 
     def next_step_at(self) -> float:
@@ -134,6 +144,8 @@ class Venue:
         """Move the mark (and index, last, top of book) to `price`; the next ticker delta shows it."""
         self.instrument(category, symbol)
         self._feed.market.set_mark(self._feed.quote(category, symbol), Decimal(price))
+        if self.account.orders or self.account.stops:
+            self._private += self._triggers(self._now_ms)
 
     def mark(self, category: str, symbol: str) -> Decimal:
         """The current mark price."""
@@ -243,6 +255,313 @@ class Venue:
         )
         return pushes
 
+    # ------------------------------------------------------------------------- orders, stops, leverage
+
+    def take_private(self) -> list[Push]:
+        """The private pushes of fills the mark triggered since the last call (resting limits, stops)."""
+        out, self._private = self._private, []
+        return out
+
+    def create_order(
+        self,
+        category: str,
+        symbol: str,
+        side: str,
+        order_type: str,
+        qty: Decimal,
+        now: float,
+        *,
+        price: Decimal | None = None,
+        position_idx: int = 0,
+        reduce_only: bool = False,
+        link_id: str = "",
+        time_in_force: str = "",
+    ) -> tuple[str, list[Push]]:
+        """Place a Market or Limit order (POST /v5/order/create); returns its orderId and the pushes.
+
+        A market order fills at once. A limit order that crosses the book fills at once at the touch (a
+        PostOnly one is cancelled instead); otherwise it rests (an IOC/FOK one is cancelled) and fills at its
+        price when the mark reaches it. Raises `OrderRejected` with Bybit's code and text.
+        """
+        self._seen(now)
+        now_ms = self._ms_abs(now)
+        inst = self._feed.instruments.get((category, symbol))
+        if inst is None:
+            raise OrderRejected(10001, "params error: symbol invalid")
+        if link_id and any(o.link_id == link_id for o in self.account.orders.values()):
+            raise OrderRejected(110072, "OrderLinkedID is duplicate")
+        if order_type == "Market":
+            pushes = self.place_order(
+                category, symbol, side, qty, now, position_idx, reduce_only, order_link_id=link_id
+            )
+            oid = next(m["data"][0]["orderId"] for t, m in pushes if t == "order")
+            return oid, pushes
+        if order_type != "Limit":
+            raise OrderRejected(10001, f"params error: orderType invalid: {order_type}")
+        tif = time_in_force or "GTC"
+        if tif not in _TIFS:
+            raise OrderRejected(10001, f"params error: timeInForce invalid: {tif}")
+        if price is None or not price.is_finite() or price <= 0:
+            raise OrderRejected(10001, "params error: price is required for a limit order")
+        if inst.px(inst.ticks(price)) != price:
+            raise OrderRejected(10001, f"params error: price must be a multiple of the tick {inst.tick}")
+        self.account.check(inst, side, qty, position_idx, reduce_only)
+        q = self._feed.quote(category, symbol)
+        o = Resting(uuid_like(self.account._rng), link_id, inst, side, qty, price, position_idx,
+                    reduce_only, tif, now_ms, now_ms, inst.px(q.last))  # fmt: skip
+        touch = inst.px(q.ask if side == "Buy" else q.bid)
+        crosses = price >= touch if side == "Buy" else price <= touch
+        if crosses and tif != "PostOnly":
+            return o.order_id, self._fill_resting(o, touch, now_ms)
+        if crosses or tif in ("IOC", "FOK"):
+            row = self.account.resting_row(o, "Cancelled", now_ms, "CancelByUser")
+            if crosses:
+                row["rejectReason"] = "EC_PostOnlyWillTakeLiquidity"
+            self.account.closed[o.order_id] = row
+            return o.order_id, [self.account.order_push(row, now_ms)]
+        self.account.orders[o.order_id] = o
+        return o.order_id, [self.account.order_push(self.account.resting_row(o, "New", now_ms), now_ms)]
+
+    def find_order(self, category: str, symbol: str, order_id: str = "", link_id: str = "") -> Resting:
+        """The open order with `order_id` (or `link_id`); `OrderRejected` 110001 if there is none."""
+        for o in self.account.orders.values():
+            if (o.inst.category, o.inst.symbol) != (category, symbol):
+                continue
+            if (order_id and o.order_id == order_id) or (not order_id and link_id and o.link_id == link_id):
+                return o
+        raise OrderRejected(110001, "order not exists or too late to cancel")
+
+    def amend_order(
+        self,
+        category: str,
+        symbol: str,
+        now: float,
+        *,
+        order_id: str = "",
+        link_id: str = "",
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> tuple[Resting, list[Push]]:
+        """Change an open limit order's qty and/or price (POST /v5/order/amend); pushes its New row."""
+        self._seen(now)
+        now_ms = self._ms_abs(now)
+        o = self.find_order(category, symbol, order_id, link_id)
+        if qty is None and price is None:
+            raise OrderRejected(10001, "params error: nothing to amend (qty or price)")
+        if qty is not None and (not qty.is_finite() or qty <= 0):
+            raise OrderRejected(10001, "params error: qty must be greater than zero")
+        if price is not None and (
+            not price.is_finite() or price <= 0 or o.inst.px(o.inst.ticks(price)) != price
+        ):
+            raise OrderRejected(10001, "params error: price invalid")
+        if (qty is None or qty == o.qty) and (price is None or price == o.price):
+            raise OrderRejected(110025, "Noting to modify")  # sic: Bybit's own spelling (error.mdx)
+        o.qty = o.qty if qty is None else qty
+        o.price = o.price if price is None else price
+        o.updated_ms = now_ms
+        pushes = [self.account.order_push(self.account.resting_row(o, "New", now_ms), now_ms)]
+        pushes += self._triggers(now_ms, only=o.inst)
+        return o, pushes
+
+    def cancel_order(
+        self, category: str, symbol: str, now: float, *, order_id: str = "", link_id: str = ""
+    ) -> tuple[Resting, list[Push]]:
+        """Cancel an open order (POST /v5/order/cancel); pushes its Cancelled row."""
+        self._seen(now)
+        o = self.find_order(category, symbol, order_id, link_id)
+        return o, [self._cancel(o, self._ms_abs(now), "CancelByUser")]
+
+    def cancel_all(
+        self, category: str, now: float, *, symbol: str = "", base: str = "", settle: str = ""
+    ) -> tuple[list[Resting], list[Push]]:
+        """Cancel every open order of `category` (and `symbol` / `base` coin / `settle` coin if given)."""
+        self._seen(now)
+        now_ms = self._ms_abs(now)
+        chosen = self.open_orders(category, symbol=symbol, base=base, settle=settle)
+        return chosen, [self._cancel(o, now_ms, "CancelByUser") for o in chosen]
+
+    def open_orders(
+        self, category: str, *, symbol: str = "", base: str = "", settle: str = "", order_id: str = "",
+        link_id: str = "",
+    ) -> list[Resting]:  # fmt: skip
+        """Open orders, newest first (GET /v5/order/realtime), filtered like Bybit's query."""
+        rows = [o for o in self.account.orders.values() if o.inst.category == category]
+        if symbol:
+            rows = [o for o in rows if o.inst.symbol == symbol]
+        if base:
+            rows = [o for o in rows if o.inst.base == base]
+        if settle:
+            rows = [o for o in rows if o.inst.settle == settle]
+        if order_id:
+            rows = [o for o in rows if o.order_id == order_id]
+        if link_id:
+            rows = [o for o in rows if o.link_id == link_id]
+        return rows[::-1]
+
+    def order_rows(self, orders: list[Resting], now: float) -> list[Json]:
+        """The REST rows of open orders (status New)."""
+        return [self.account.resting_row(o, "New", o.updated_ms) for o in orders]
+
+    def set_trading_stop(
+        self,
+        category: str,
+        symbol: str,
+        now: float,
+        *,
+        position_idx: int = 0,
+        take_profit: Decimal | None = None,
+        stop_loss: Decimal | None = None,
+        trailing: Decimal | None = None,
+    ) -> list[Push]:
+        """Set (0: cancel) a position's take profit, stop loss and trailing stop distance (POST
+        /v5/position/trading-stop, tpslMode Full); pushes the position row. The mark triggers them."""
+        self._seen(now)
+        inst = self._feed.instruments.get((category, symbol))
+        if inst is None or category not in ("linear", "inverse"):
+            raise OrderRejected(10001, "params error: symbol invalid")
+        key = (category, symbol, position_idx)
+        held = self.account.slots.get(key)
+        if held is None or held.size == 0:
+            raise OrderRejected(10001, "can not set tp/sl/ts for zero position")
+        mark, long = self._mark_of(inst), held.side == "Buy"
+        if take_profit and (take_profit <= mark if long else take_profit >= mark):
+            word = "higher" if long else "lower"
+            raise OrderRejected(
+                10001, f"TakeProfit:{fmt(take_profit)} set for {held.side} position should be {word} than "
+                f"base_price:{mark}??MarkPrice"
+            )  # fmt: skip
+        if stop_loss and (stop_loss >= mark if long else stop_loss <= mark):
+            word = "lower" if long else "higher"
+            raise OrderRejected(
+                10001, f"StopLoss:{fmt(stop_loss)} set for {held.side} position should be {word} than "
+                f"base_price:{mark}??MarkPrice"
+            )  # fmt: skip
+        for value in (take_profit, stop_loss, trailing):
+            if value is not None and (not value.is_finite() or value < 0):
+                raise OrderRejected(
+                    10001, "params error: take profit, stop loss and trailing stop must be >= 0"
+                )
+        stops = self.account.stops.setdefault(key, Stops())
+        if take_profit is not None:
+            stops.take_profit = take_profit
+        if stop_loss is not None:
+            stops.stop_loss = stop_loss
+        if trailing is not None:
+            stops.trailing, stops.best = trailing, mark
+        if not (stops.take_profit or stops.stop_loss or stops.trailing):
+            del self.account.stops[key]
+        return [self.account.position_push(key, self._ms_abs(now))]
+
+    def set_leverage(self, category: str, symbol: str, buy: Decimal, sell: Decimal, now: float) -> list[Push]:
+        """Set the leverage of `symbol`'s positions (POST /v5/position/set-leverage); pushes open rows."""
+        self._seen(now)
+        inst = self._feed.instruments.get((category, symbol))
+        if inst is None or category not in ("linear", "inverse"):
+            raise OrderRejected(10001, "params error: symbol invalid")
+        for value in (buy, sell):
+            if not value.is_finite() or not 1 <= value <= 100:
+                raise OrderRejected(10001, "params error: leverage must be between 1 and 100")
+        hedged = (category, symbol) in self.account.hedged
+        if not hedged and buy != sell:
+            raise OrderRejected(
+                10001, "params error: buyLeverage must be equal to sellLeverage in one-way mode"
+            )
+        now_ms = self._ms_abs(now)
+        legs = {1: buy, 2: sell} if hedged else {0: buy}
+        slots = {
+            idx: self.account.slots.setdefault((category, symbol, idx), Held(inst, idx, created_ms=now_ms))
+            for idx in legs
+        }
+        if all(slots[idx].leverage == lev for idx, lev in legs.items()):
+            raise OrderRejected(110043, "Set leverage not modified")
+        pushes = []
+        for idx, lev in legs.items():
+            h = slots[idx]
+            h.leverage = lev
+            if h.size > 0:
+                h.liq = _liq_price(h)
+                h.updated_ms = now_ms
+                pushes.append(self.account.position_push((category, symbol, idx), now_ms))
+        return pushes
+
+    def wallet_balance(self, coins: list[str], now: float) -> Json:
+        """The one UNIFIED account's row of GET /v5/account/wallet-balance (every coin held by default)."""
+        self._seen(now)
+        chosen = coins or [c for c, v in self.account.balances.items() if v]
+        _, message = self.account.wallet_push(tuple(chosen), self._ms_abs(now))
+        row: Json = message["data"][0]
+        return row
+
+    # ------------------------------------------------------------------------------- fills the mark makes
+
+    def _cancel(self, o: Resting, now_ms: int, cancel_type: str) -> Push:
+        self.account.orders.pop(o.order_id, None)
+        row = self.account.resting_row(o, "Cancelled", now_ms, cancel_type)
+        self.account.closed[o.order_id] = row
+        while len(self.account.closed) > 500:
+            del self.account.closed[next(iter(self.account.closed))]
+        return self.account.order_push(row, now_ms)
+
+    def _fill_resting(self, o: Resting, price: Decimal, now_ms: int) -> list[Push]:
+        """Fill a limit order in full at `price` (its own, or the touch when it crossed on arrival)."""
+        self.account.orders.pop(o.order_id, None)
+        try:
+            qty = self.account.check(o.inst, o.side, o.qty, o.idx, o.reduce_only)
+        except OrderRejected:  # a reduce-only order with nothing left to reduce
+            return [self._cancel(o, now_ms, "CancelByReduceOnly")]
+        pushes = self.account.fill(
+            o.inst, o.side, qty, price, o.idx, now_ms, order_qty=o.qty, last=self._last(o.inst),
+            link_id=o.link_id, reduce_only=o.reduce_only, order_id=o.order_id,
+        )  # fmt: skip
+        for topic, message in pushes:
+            row = message["data"][0]
+            if topic == "order":
+                row.update(orderType="Limit", price=str(o.price), timeInForce=o.tif,
+                           createdTime=str(o.created_ms))  # fmt: skip
+            elif topic == "execution":
+                row.update(orderType="Limit", orderPrice=str(o.price))
+            if topic in ("execution", "execution.fast") and price == o.price:
+                row["isMaker"] = True  # it rested on the book: a maker fill
+        for topic, message in pushes:
+            if topic == "order":
+                self.account.closed[o.order_id] = message["data"][0]
+        return pushes
+
+    def _triggers(self, now_ms: int, only: Instrument | None = None) -> list[Push]:
+        """Fill the resting limits the mark crossed and close the positions whose stops it reached."""
+        pushes: list[Push] = []
+        for o in list(self.account.orders.values()):
+            if only is not None and o.inst != only:
+                continue
+            mark = self._mark_of(o.inst)
+            if mark <= o.price if o.side == "Buy" else mark >= o.price:
+                pushes += self._fill_resting(o, o.price, now_ms)
+        for key, stops in list(self.account.stops.items()):
+            held = self.account.slots.get(key)
+            if held is None or held.size == 0:
+                del self.account.stops[key]
+                continue
+            kind = _stop_hit(stops, held.side, self._mark_of(held.inst))
+            if kind is not None:
+                pushes += self._stop_fill(key, held, kind, now_ms)
+        return pushes
+
+    def _stop_fill(self, key: tuple[str, str, int], held: Held, kind: str, now_ms: int) -> list[Push]:
+        """Close the whole position at the touch with a reduce-only market order made by the stop."""
+        inst = held.inst
+        q = self._feed.quote(inst.category, inst.symbol)
+        side = "Sell" if held.side == "Buy" else "Buy"
+        stop_type, create_type = _STOP_KINDS[kind]
+        del self.account.stops[key]
+        pushes = self.account.fill(
+            inst, side, held.size, inst.px(q.ask if side == "Buy" else q.bid), held.idx, now_ms,
+            order_qty=held.size, last=inst.px(q.last), reduce_only=True, create_type=create_type,
+        )  # fmt: skip
+        for topic, message in pushes:
+            if topic in ("order", "execution"):
+                message["data"][0]["stopOrderType"] = stop_type
+        return pushes
+
     def _last(self, inst: Instrument) -> Decimal:
         return inst.px(self._feed.quote(inst.category, inst.symbol).last)
 
@@ -287,7 +606,13 @@ class Venue:
         page = rows[start : start + int(limit_text)]
         more = rows[start + len(page) :]
         cursor = f"{more[0].inst.symbol}%3A{more[0].idx}" if more else ""
-        listed = [rest_row(h, self._mark_of(h.inst), self.account.fee_rate) for h in page]
+        listed = [
+            self.account.with_stops(
+                (h.inst.category, h.inst.symbol, h.idx),
+                rest_row(h, self._mark_of(h.inst), self.account.fee_rate),
+            )
+            for h in page
+        ]
         result = {"list": listed, "nextPageCursor": cursor, "category": category}
         return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": self._now_ms}
 
@@ -324,6 +649,22 @@ def _position(h: Held) -> Position:
         seq=h.seq,
         updated_ms=h.updated_ms,
     )
+
+
+def _stop_hit(stops: Stops, side: str, mark: Decimal) -> str | None:
+    """Which of a position's stops `mark` reaches, if any (the trailing stop's best mark moves first)."""
+    long = side == "Buy"
+    if stops.trailing:
+        stops.best = max(stops.best, mark) if long else min(stops.best, mark)
+    if stops.take_profit and (mark >= stops.take_profit if long else mark <= stops.take_profit):
+        return "take_profit"
+    if stops.stop_loss and (mark <= stops.stop_loss if long else mark >= stops.stop_loss):
+        return "stop_loss"
+    if stops.trailing and (
+        mark <= stops.best - stops.trailing if long else mark >= stops.best + stops.trailing
+    ):
+        return "trailing"
+    return None
 
 
 def _cursor_start(cursor: str, rows: list[Held]) -> int | None:
