@@ -639,7 +639,7 @@ def test_rest_parameter_errors_come_from_the_real_venue_and_paths_404() -> None:
     for query in ("category=linear", "category=nope", "category=inverse&limit=900"):
         assert rest(net, query, signed(net, query))[1]["retCode"] == 10001
     assert rest(net, "category=inverse", signed(net, "category=inverse"))[1]["retCode"] == 0
-    assert rest(net, "x=1", {}, path="/v5/order/realtime")[0] == 404
+    assert rest(net, "x=1", {}, path="/v5/order/history")[0] == 404  # an endpoint the fake does not serve
 
 
 def test_rest_faults_and_skew(net: Net) -> None:

@@ -304,6 +304,8 @@ SIM_COMMANDS = {
     "reject-auth": "reject_auth", "skew": "clock_skew", "geo-block": "geo_block",
     "fail-subscribe": "fail_subscribe", "rest-fail": "rest_fail", "restart": "restart_service",
     "kill": "kill", "revive": "revive", "heal": "heal",
+    "order": "trade", "amend": "trade", "cancel": "trade", "orders": "trade", "stop": "trade",
+    "leverage": "trade",
 }  # fmt: skip
 
 

@@ -153,6 +153,12 @@ class BybitExchange:
 
     # ------------------------------------------------------------------------------------- the account
 
+    def trade(self, method: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one trading endpoint (`"POST", "/v5/order/create", {...}`) on the venue, unsigned, as the
+        `sim` command's `order`, `amend`, `cancel`, `orders`, `stop` and `leverage` do; Bybit's answer."""
+        answer: dict[str, Any] = self.call(lambda ex: ex.trade(method, path, params))
+        return answer
+
     def open_position(
         self,
         symbol: str,
