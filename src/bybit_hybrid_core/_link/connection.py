@@ -140,7 +140,10 @@ class LinkConnection:
             return
         self.machine.process(Input.BYTES)
         for event in self._wire.receive(data):
-            self._on_wire(event, now)
+            if isinstance(event, bytes):  # a whole text message's payload: nearly every item is one
+                self._on_text(event, now)
+            else:
+                self._on_wire(event, now)
             if self._wire is None:  # the link went down; the rest belonged to the dead socket
                 break
         self._flush()
@@ -329,13 +332,13 @@ class LinkConnection:
         if self.link.is_public and "watch" not in self.timers and self.state is LinkState.LIVE:
             self.timers.set("watch", now + min(self._t.topic_quiet_after, self._t.silent_link_after))
 
-    def _on_text(self, text: str, now: float) -> None:
+    def _on_text(self, text: bytes | str, now: float) -> None:
         self.counters.messages += 1
         self.counters.last_message_at = now
         try:
             msg = decode(text)
         except DecodeError as exc:
-            self._problem(str(exc), now, text)
+            self._problem(str(exc), now, _sample(text))
             return
         match msg:
             case AuthReply():
@@ -347,7 +350,9 @@ class LinkConnection:
                 if self._remote(Input.SUB_ACK, now, text):
                     self._on_sub_ack(msg, now)
             case OpReply() | TradeReply():
-                self._problem(f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, text)
+                self._problem(
+                    f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, _sample(text)
+                )
             case _:
                 if self._remote(Input.TOPIC, now, text):
                     self.machine.process(Input.TOPIC)
@@ -359,11 +364,11 @@ class LinkConnection:
                         self.latency.observe(stamp, self._host.wall_ms(now), now)
                     self._host.on_message(self.link, msg, now)
 
-    def _remote(self, event: Input, now: float, text: str) -> bool:
+    def _remote(self, event: Input, now: float, text: bytes | str) -> bool:
         """Check a remote input against the table; an illegal one is reported and changes nothing."""
         if self.machine.accepts(event):
             return True
-        self._problem(f"unexpected {event.name.lower()} while {self.state.name}", now, text)
+        self._problem(f"unexpected {event.name.lower()} while {self.state.name}", now, _sample(text))
         return False
 
     def _on_pong(self, msg: Pong, now: float) -> None:
@@ -498,3 +503,10 @@ class LinkConnection:
         if self._credentials is not None:
             text = text.replace(self._credentials.api_key, mask(self._credentials.api_key))
         return _HEX64.sub("***", text)
+
+
+def _sample(text: bytes | str) -> str:
+    """The start of a message as text, for a problem report (the error path only)."""
+    if isinstance(text, str):
+        return text[:400]
+    return text[:400].decode("utf-8", "replace")
