@@ -165,10 +165,51 @@ def test_the_private_link_needs_credentials() -> None:
             "wss://x/v5/private",
             Timings(),
             None,
-            None,
             DialBudget(1, 1.0),
-            Random(0),  # type: ignore[arg-type]
+            Random(0),
+            next_req_id=lambda: "1",
+            wall_ms=lambda now: 0,
         )
+
+
+def test_a_link_returns_what_each_input_produced_in_order() -> None:
+    """The link is a pure producer (wsproto's `events()` style): messages, events and actions come back
+    from the call, in order, and nothing is called up into a host."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request, TextMessage
+
+    from bybit_hybrid_core import Dial, LinkConnected, LinkUp, Send
+    from bybit_hybrid_core._codec import TickerMessage
+    from bybit_hybrid_core._config import Link, Timings
+    from bybit_hybrid_core._link.connection import LinkConnection
+
+    ids = iter(range(1, 100))
+    conn = LinkConnection(
+        Link.LINEAR,
+        "ws://127.0.0.1/v5/public/linear",
+        Timings(),
+        None,
+        DialBudget(5, 10.0),
+        Random(0),
+        next_req_id=lambda: str(next(ids)),
+        wall_ms=lambda now: 1_700_000_000_000 + round(now * 1000),
+    )
+    [dial] = conn.start(0.0)
+    assert isinstance(dial, Dial)
+    [upgrade] = conn.connected(0.1)
+    assert isinstance(upgrade, Send)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(upgrade.data)
+    assert any(isinstance(e, Request) for e in server.events())
+    accept = server.send(AcceptConnection())
+    tick = '{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","markPrice":"1"},'
+    tick += '"cs":1,"ts":1700000000000}'
+    produced = conn.receive(accept + server.send(TextMessage(data=tick)), 0.2)
+    assert [type(p) for p in produced] == [LinkConnected, LinkUp, TickerMessage]
+    assert conn.receive(server.send(TextMessage(data=tick)), 0.3)[0].topic == "tickers.BTCUSDT"
+    conn.subs.set_desired({"tickers.BTCUSDT"})
+    [sub] = conn.reconcile(0.4)
+    assert isinstance(sub, Send) and conn.reconcile(0.4) == []  # in flight: nothing more to send
 
 
 def test_url_host_is_the_domain() -> None:

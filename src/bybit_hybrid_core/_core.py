@@ -28,14 +28,25 @@ from ._events import (
     Event,
     HealthChanged,
     Level,
+    LinkDown,
+    LinkUp,
     Output,
     Position,
     PositionKey,
     ProtocolProblem,
     RestRequest,
+    Subscribed,
 )
 from ._health import EventRate, Health, LatencyRecorder, LinkStatus, Metrics
-from ._link import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, DialBudget, Input, LinkConnection, private_family
+from ._link import (
+    OPTION_MAX_ARGS,
+    PUBLIC_MAX_ARG_CHARS,
+    DialBudget,
+    Input,
+    LinkConnection,
+    Produced,
+    private_family,
+)
 from ._monitor import HEALTH_EVENTS, HealthMonitor, LinkView, metrics
 from ._plane import DataPlane
 
@@ -73,6 +84,7 @@ class HybridCore:
         self._counts: dict[type, int] = {}  # events emitted, by class
         self._monitor = HealthMonitor(config.health, self._latency)
         self._wanted_seen = -1
+        self._live: set[Link] = set()  # links whose LinkUp the data plane has seen and no LinkDown since
         for topic in config.topics:
             self._user.setdefault(self._route(topic, None), set()).add(topic)
 
@@ -102,7 +114,7 @@ class HybridCore:
         conn = self._link(link)
         conn.check(Input.CONNECTED)
         now = self._advance(now)
-        conn.connected(now)
+        self._take(link, conn.connected(now), now)
         self._after(now)
 
     def receive(self, link: Link, data: bytes, now: float) -> None:
@@ -110,7 +122,7 @@ class HybridCore:
         conn = self._link(link)
         conn.check(Input.BYTES)
         now = self._advance(now)
-        conn.receive(bytes(data), now)
+        self._take(link, conn.receive(bytes(data), now), now)
         self._after(now)
 
     def lost(self, link: Link, now: float, reason: str) -> None:
@@ -118,7 +130,7 @@ class HybridCore:
         conn = self._link(link)
         conn.check(Input.LOST)
         now = self._advance(now)
-        conn.lost(now, reason)
+        self._take(link, conn.lost(now, reason), now)
         self._after(now)
 
     def tick(self, now: float) -> None:
@@ -232,7 +244,29 @@ class HybridCore:
             self._now, self._views(), self._counts, self._rate, self._latency, self.positions(), window
         )
 
-    # --------------------------------------------------------------------- LinkHost (what links call)
+    # --------------------------------------------------------------- what links and the data plane produce
+
+    def _take(self, link: Link, produced: list[Produced], now: float) -> None:
+        """Apply what a link produced, in its order: messages to the data plane, events out, actions out."""
+        for item in produced:
+            if isinstance(item, Event):
+                self._link_event(link, item, now)
+            elif isinstance(item, Action):
+                self._actions.append(item)
+            else:  # a topic message: nearly every item
+                self._on_message(link, item, now)
+
+    def _link_event(self, link: Link, event: Event, now: float) -> None:
+        """Emit a link's event; the three that change what the data plane knows are also told to it."""
+        self.emit(event)
+        if isinstance(event, Subscribed):
+            self._data.on_subscribed(link, event.topics, now)
+        elif isinstance(event, LinkUp):
+            self._live.add(link)
+            self._data.on_link_up(link, now, self.wall_ms(now))
+        elif isinstance(event, LinkDown) and link in self._live:
+            self._live.discard(link)
+            self._data.on_link_down(link, now)
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
@@ -253,7 +287,7 @@ class HybridCore:
     def wall_ms(self, now: float) -> int:
         return round(self._wall_origin + now * 1000.0)
 
-    def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
+    def _on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
         self._monitor.last_data_at = now
         kind = type(msg)
         if kind in (PRIVATE_MESSAGES if link is not Link.PRIVATE else PUBLIC_MESSAGES):
@@ -270,15 +304,6 @@ class HybridCore:
         # message is looked at, or how the bytes were chunked would change what the core did.
         if self._data.wanted_version != self._wanted_seen:
             self._after(now)
-
-    def on_up(self, link: Link, now: float) -> None:
-        self._data.on_link_up(link, now, self.wall_ms(now))
-
-    def on_down(self, link: Link, now: float) -> None:
-        self._data.on_link_down(link, now)
-
-    def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None:
-        self._data.on_subscribed(link, topics, now)
 
     # ----------------------------------------------------------------------------------------- internals
 
@@ -297,7 +322,10 @@ class HybridCore:
     def _resubscribe(self, link: Link, topic: str, reason: str) -> None:
         """The data plane lost track of `topic` on `link` (a reset, a broken book): a fresh snapshot."""
         conn = self._links.get(link)
-        if conn is None or not conn.resubscribe(topic, self._now, reason):
+        produced = None if conn is None else conn.resubscribe(topic, self._now, reason)
+        if produced is not None:
+            self._take(link, produced, self._now)
+        else:
             # Not confirmed on a LIVE link (its subscribe is still in flight, or the link is going down):
             # the snapshot that subscription brings is awaited; say so, since no TopicReset will.
             detail = f"{topic}: {reason}; awaiting the snapshot of its pending subscription"
@@ -323,7 +351,7 @@ class HybridCore:
         for conn in list(self._links.values()):
             when = conn.deadline()  # the common case, nothing due, costs one min() (docs/performance.md)
             if when is not None and when <= now:
-                conn.run_timers(now)
+                self._take(conn.link, conn.run_timers(now), now)
         self._data.tick(now, self.wall_ms(now))
         return now
 
@@ -355,7 +383,7 @@ class HybridCore:
             else:
                 desired = placed.get(link, set())
                 conn.subs.set_desired(desired, desired & needed)
-            conn.reconcile(now)
+            self._take(link, conn.reconcile(now), now)
 
     def _place(self, category: str, topics: set[str]) -> dict[Link, set[str]]:
         """Spread `category`'s desired topics over its links: each stays where it was placed; new ones go
@@ -395,13 +423,14 @@ class HybridCore:
                 url,
                 self._config.timings,
                 self._config.credentials,
-                self,
                 self._budget,
                 self._rng,
                 self._latency,
+                next_req_id=self.next_req_id,
+                wall_ms=self.wall_ms,
             )
             self._links[link] = conn
-            conn.start(self._now)
+            self._take(link, conn.start(self._now), self._now)
         return conn
 
     def _category(self, category: str | None, what: str) -> str:

@@ -1,7 +1,7 @@
 """One connection, across its sockets: the wire, the state table, subscriptions, policy and counters.
 
 `wire` frames bytes into text messages (wsproto); `states` is the link's `TRANSITIONS` table; `connection`
-(`LinkConnection`) drives it with wire events, replies and timers and reports through its host (the core);
+(`LinkConnection`) drives it with wire events, replies and timers and returns what each input produced;
 `subs` reconciles desired and confirmed topics within Bybit's limits; `policy` holds the backoffs, the dial
 budget and the hints. It imports the codec and the top-level vocabulary, never the data plane: the two
 meet only in `HybridCore`.
@@ -9,7 +9,7 @@ meet only in `HybridCore`.
 
 from __future__ import annotations
 
-from .connection import LinkConnection
+from .connection import LinkConnection, Produced
 from .policy import DialBudget
 from .states import TRANSITIONS, Input, LinkState
 from .subs import OPTION_MAX_ARGS, PUBLIC_MAX_ARG_CHARS, private_family
@@ -22,5 +22,6 @@ __all__ = [
     "Input",
     "LinkConnection",
     "LinkState",
+    "Produced",
     "private_family",
 ]

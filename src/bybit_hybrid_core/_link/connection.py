@@ -1,13 +1,17 @@
 """One link across its sockets: the `_link` state machine driven by wire events, replies and timers.
 
 See the theory of operation in `states.py`; this module is its plumbing: it owns the link's `Wire` (one per
-socket), its `LinkSubs`, its `Deadlines` and its counters, and turns everything into events and actions
-through the `LinkHost` (the core).
+socket), its `LinkSubs`, its `Deadlines` and its counters. It is a pure producer, the way wsproto's
+`events()` is: every input (`receive`, `connected`, `lost`, `run_timers`, `reconcile`, ...) returns what it
+produced, in order — topic messages for the data plane, events, actions — and never calls up into the core.
+The core applies them in that order, so a subscribe a message causes goes out before anything the next
+message causes, however the bytes were chunked.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from random import Random
 
 from .._codec import (
@@ -15,6 +19,7 @@ from .._codec import (
     OpReply,
     Pong,
     SubscribeReply,
+    TopicMessage,
     TradeReply,
     decode,
     encode_auth,
@@ -25,9 +30,11 @@ from .._codec import (
 from .._config import Credentials, Link, Timings, mask
 from .._errors import DecodeError, LocalProtocolError
 from .._events import (
+    Action,
     Authenticated,
     AuthFailed,
     Dial,
+    Event,
     HandshakeRefused,
     Hangup,
     LinkConnected,
@@ -43,11 +50,14 @@ from .._events import (
 from .._health import LatencyRecorder, LinkCounters
 from .._timers import Deadlines
 from .policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
-from .states import Input, LinkHost, LinkState, LinkStateMachine, misuse
+from .states import Input, LinkState, LinkStateMachine, misuse
 from .subs import LinkSubs, SubsConfirmed, SubsOutcome, SubsProblem, SubsRejected, SubsRemoved
 from .wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireText, WireUpgraded
 
-__all__ = ["LinkConnection"]
+__all__ = ["LinkConnection", "Produced"]
+
+# What a link hands the core: a topic message for the data plane, an event, or an action for the adapter.
+Produced = TopicMessage | Event | Action
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong", "retry", "watch")
@@ -58,7 +68,12 @@ _WATCHED_PREFIX = "tickers."
 
 
 class LinkConnection:
-    """One link across its sockets: the state machine plus its wire, subscriptions, timers and counters."""
+    """One link across its sockets: the state machine plus its wire, subscriptions, timers and counters.
+
+    Args:
+        next_req_id: the core's request-id counter (ids are unique across links).
+        wall_ms: Unix ms at a monotonic `now` (auth `expires`, latency against the exchange's stamps).
+    """
 
     def __init__(
         self,
@@ -66,10 +81,12 @@ class LinkConnection:
         url: str,
         timings: Timings,
         credentials: Credentials | None,
-        host: LinkHost,
         budget: DialBudget,
         rng: Random,
         latency: LatencyRecorder | None = None,
+        *,
+        next_req_id: Callable[[], str],
+        wall_ms: Callable[[float], int],
     ) -> None:
         if link is Link.PRIVATE and credentials is None:
             raise LocalProtocolError("the private link needs Config(credentials=Credentials(key, secret))")
@@ -77,14 +94,16 @@ class LinkConnection:
         self.url = url
         self.host_name = url_host(url)
         self.machine = LinkStateMachine()
-        self.subs = LinkSubs(link, host.next_req_id, timings, rng)
+        self.subs = LinkSubs(link, next_req_id, timings, rng)
         self.counters = LinkCounters()
         self.latency = latency if latency is not None else LatencyRecorder()  # shared by the core's links
         self._stamp = "creation_time" if link is Link.PRIVATE else "ts"  # the exchange's time of a message
         self.timers: Deadlines[str] = Deadlines()  # "connect", "handshake", "auth", "ping", "watch", ...
         self._t = timings
         self._credentials = credentials if link is Link.PRIVATE else None
-        self._host = host
+        self._next_req_id = next_req_id
+        self._wall_ms = wall_ms
+        self._out: list[Produced] = []  # what the current call produced, in order (returned by it)
         self._budget = budget
         self._backoff = Backoff(timings.backoff_base, timings.backoff_cap, rng)
         self._rng = rng
@@ -111,21 +130,22 @@ class LinkConnection:
         if not self.machine.accepts(event):
             raise LocalProtocolError(misuse(self.state, event))
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> list[Produced]:
         self.counters.down_since = now  # not LIVE yet: the health rules count from here
         self._dial(now)
+        return self._produced()
 
     @property
     def auth_refusals(self) -> int:
         """Auth refusals in a row (0 once one is accepted)."""
         return self._auth_failures
 
-    def connected(self, now: float) -> None:
+    def connected(self, now: float) -> list[Produced]:
         if self.state is LinkState.BACKOFF:
             self.machine.process(Input.CONNECTED)
             self.counters.stale_inputs += 1
-            self._host.act(Hangup(link=self.link, reason="the core gave up on this dial; close it"))
-            return
+            self._out.append(Hangup(link=self.link, reason="the core gave up on this dial; close it"))
+            return self._produced()
         self.machine.process(Input.CONNECTED)
         self.timers.cancel("connect")
         self._had_socket = True
@@ -133,11 +153,14 @@ class LinkConnection:
         self._wire.initiate()
         self._flush()
         self.timers.set("handshake", now + self._t.handshake_timeout)
+        return self._produced()
 
-    def receive(self, data: bytes, now: float) -> None:
+    def receive(self, data: bytes, now: float) -> list[Produced]:
+        """Feed bytes from the socket; returns what they produced, in order: topic messages for the data
+        plane, events, actions (wsproto's `events()` style: nothing calls up into the core)."""
         if self._stale() or self._wire is None:
             self.counters.stale_inputs += 1
-            return
+            return []
         self.machine.process(Input.BYTES)
         for event in self._wire.receive(data):
             if isinstance(event, bytes):  # a whole text message's payload: nearly every item is one
@@ -147,30 +170,46 @@ class LinkConnection:
             if self._wire is None:  # the link went down; the rest belonged to the dead socket
                 break
         self._flush()
+        return self._produced()
 
-    def lost(self, now: float, reason: str) -> None:
+    def lost(self, now: float, reason: str) -> list[Produced]:
         if self.state is LinkState.BACKOFF:
             self.machine.process(Input.LOST)
-            return
+            return []
         self._down(now, Input.LOST, f"transport lost: {reason}", hangup=False)
+        return self._produced()
 
-    def run_timers(self, now: float) -> None:
+    def run_timers(self, now: float) -> list[Produced]:
         for name in self.timers.due(now):
             self._on_timer(name, now)
+        return self._produced()
 
-    def resubscribe(self, topic: str, now: float, reason: str) -> bool:
+    def resubscribe(self, topic: str, now: float, reason: str) -> list[Produced] | None:
         """Get a fresh snapshot of a confirmed topic (unsubscribe + subscribe), reported as a `TopicReset`.
 
-        False (and nothing sent) when the link is not LIVE or the topic is not confirmed on it.
+        None (and nothing sent) when the link is not LIVE or the topic is not confirmed on it.
         """
+        if not self._resubscribe(topic, now, reason):
+            return None
+        return self._produced()
+
+    def reconcile(self, now: float) -> list[Produced]:
+        """Send what it takes to move the server's topics towards the desired ones (only when live)."""
+        self._reconcile(now)
+        return self._produced()
+
+    def _produced(self) -> list[Produced]:
+        out, self._out = self._out, []
+        return out
+
+    def _resubscribe(self, topic: str, now: float, reason: str) -> bool:
         if self.state is not LinkState.LIVE or not self.subs.refresh(topic):
             return False
-        self._host.emit(TopicReset(link=self.link, at=now, topic=topic, reason=reason, remedy="resubscribe"))
-        self.reconcile(now)
+        self._out.append(TopicReset(link=self.link, at=now, topic=topic, reason=reason, remedy="resubscribe"))
+        self._reconcile(now)
         return True
 
-    def reconcile(self, now: float) -> None:
-        """Send what it takes to move the server's topics towards the desired ones (only when live)."""
+    def _reconcile(self, now: float) -> None:
         if self.state is not LinkState.LIVE:
             return
         batches, refused = self.subs.plan(now)
@@ -207,7 +246,7 @@ class LinkConnection:
         self.machine.process(Input.DIAL)
         self.counters.dials += 1
         self.counters.reconnects = self.counters.dials - 1
-        self._host.act(Dial(link=self.link, url=self.url))
+        self._out.append(Dial(link=self.link, url=self.url))
         self.timers.set("connect", now + self._t.handshake_timeout)
 
     def _on_timer(self, name: str, now: float) -> None:
@@ -217,7 +256,7 @@ class LinkConnection:
             self._ping(now)
         elif name == "retry":
             self.subs.due_retries(now)
-            self.reconcile(now)
+            self._reconcile(now)
         elif name == "watch":
             self._watch(now)
         else:
@@ -235,7 +274,7 @@ class LinkConnection:
 
     def _ping(self, now: float) -> None:
         self.machine.process(Input.PING_DUE)
-        self._send(encode_ping(self._host.next_req_id()))
+        self._send(encode_ping(self._next_req_id()))
         self.counters.pings += 1
         self.timers.set("ping", now + self._t.ping_interval)
         if "pong" not in self.timers:
@@ -250,7 +289,7 @@ class LinkConnection:
                 self._upgraded(now)
             case WireRefused(status=status, reason=reason):
                 hint = handshake_hint(status)
-                self._host.emit(
+                self._out.append(
                     HandshakeRefused(link=self.link, at=now, status=status, reason=reason, hint=hint)
                 )
                 self._down(now, Input.REFUSED, f"upgrade refused: HTTP {status} {reason}".rstrip())
@@ -264,7 +303,7 @@ class LinkConnection:
 
     def _upgraded(self, now: float) -> None:
         self.timers.cancel("handshake")
-        self._host.emit(LinkConnected(link=self.link, at=now, url=self.url))
+        self._out.append(LinkConnected(link=self.link, at=now, url=self.url))
         self.timers.set("ping", now + self._t.ping_interval)
         if self._credentials is None:
             self.machine.process(Input.UPGRADED)
@@ -272,17 +311,16 @@ class LinkConnection:
             return
         self.machine.process(Input.UPGRADED_AUTH)
         # expires = wall now + auth_expires_ms: now + 1 s fails on small clock skew (BYBIT_V5.md section 2).
-        expires = self._host.wall_ms(now) + self._t.auth_expires_ms
+        expires = self._wall_ms(now) + self._t.auth_expires_ms
         signature = self._credentials.sign(f"GET/realtime{expires}")
-        self._send(encode_auth(self._credentials.api_key, expires, signature, self._host.next_req_id()))
+        self._send(encode_auth(self._credentials.api_key, expires, signature, self._next_req_id()))
         self.timers.set("auth", now + self._t.ack_timeout)
 
     def _live(self, now: float) -> None:
         self.counters.live_since = now
         self.counters.down_since = None
-        self._host.emit(LinkUp(link=self.link, at=now))
-        self._host.on_up(self.link, now)
-        self.reconcile(now)
+        self._out.append(LinkUp(link=self.link, at=now))
+        self._reconcile(now)
 
     # ------------------------------------------------------------------------------------------ watchdog
 
@@ -311,7 +349,7 @@ class LinkConnection:
             if nudged is not None:
                 if now >= nudged + quiet:
                     why = f"still no push {now - nudged:.1f} s after resubscribing"
-                    self._host.emit(
+                    self._out.append(
                         TopicReset(link=self.link, at=now, topic=topic, reason=why, remedy="redial")
                     )
                     self._down(now, Input.TIMEOUT, f"{topic}: {why}")
@@ -321,7 +359,7 @@ class LinkConnection:
             since = max(self._last_push.get(topic, self.counters.live_since), self.counters.live_since)
             if now >= since + quiet:
                 why = f"no push for {now - since:.1f} s while the link is LIVE"
-                self.resubscribe(topic, now, why)
+                self._resubscribe(topic, now, why)
                 self._nudged[topic] = now
                 next_at = min(next_at, now + quiet)
             else:
@@ -361,8 +399,8 @@ class LinkConnection:
                         self._nudged.pop(msg.topic, None)
                     stamp = getattr(msg, self._stamp, None)
                     if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
-                        self.latency.observe(stamp, self._host.wall_ms(now), now)
-                    self._host.on_message(self.link, msg, now)
+                        self.latency.observe(stamp, self._wall_ms(now), now)
+                    self._out.append(msg)
 
     def _remote(self, event: Input, now: float, text: bytes | str) -> bool:
         """Check a remote input against the table; an illegal one is reported and changes nothing."""
@@ -379,7 +417,7 @@ class LinkConnection:
             rtt = self.counters.last_pong_rtt = now - self._ping_sent_at
             self._ping_sent_at = None
             if msg.server_ms:  # private and option pongs carry the server's time: the clock-offset estimate
-                self.latency.clock_sample(msg.server_ms, self._host.wall_ms(now), rtt)
+                self.latency.clock_sample(msg.server_ms, self._wall_ms(now), rtt)
 
     def _on_sub_ack(self, msg: SubscribeReply, now: float) -> None:
         self.machine.process(Input.SUB_ACK)
@@ -389,7 +427,7 @@ class LinkConnection:
             ),
             now,
         )
-        self.reconcile(now)  # split halves go out at once; the ack deadline moves to the next oldest
+        self._reconcile(now)  # split halves go out at once; the ack deadline moves to the next oldest
 
     def _on_auth(self, msg: AuthReply, now: float) -> None:
         event = Input.AUTH_OK if msg.success else Input.AUTH_REFUSED
@@ -399,7 +437,7 @@ class LinkConnection:
         if msg.success:
             self.machine.process(Input.AUTH_OK)
             self._auth_failures = 0
-            self._host.emit(Authenticated(link=self.link, at=now))
+            self._out.append(Authenticated(link=self.link, at=now))
             self._live(now)
             return
         # Jittered (equal jitter, seeded): a fleet of bots refused together (one bad clock) must not retry
@@ -409,7 +447,7 @@ class LinkConnection:
         )
         self._auth_failures += 1
         reason = msg.ret_msg or "auth refused"
-        self._host.emit(
+        self._out.append(
             AuthFailed(link=self.link, at=now, reason=reason, hint=auth_hint(reason), retry_in=delay)
         )
         self._down(now, Input.AUTH_REFUSED, f"auth refused: {reason}", delay=delay)
@@ -423,18 +461,17 @@ class LinkConnection:
                             self._last_push[topic] = now  # a fresh subscription: its silence starts now
                     if any(t.startswith(_WATCHED_PREFIX) for t in topics):
                         self._arm_watch(now)
-                    self._host.emit(Subscribed(link=self.link, at=now, topics=topics))
-                    self._host.on_subscribed(self.link, topics, now)
+                    self._out.append(Subscribed(link=self.link, at=now, topics=topics))
                 case SubsRemoved(topics=topics):
                     for topic in topics:
                         self._last_push.pop(topic, None)
                         if topic not in self.subs.desired:
                             self._nudged.pop(topic, None)
-                    self._host.emit(Unsubscribed(link=self.link, at=now, topics=topics))
+                    self._out.append(Unsubscribed(link=self.link, at=now, topics=topics))
                 case SubsRejected(topic=topic, reason=reason, retry_in=retry_in, refusals=n, report=report):
                     self.counters.refused_at.append(now)  # every refusal counts for health, told or not
                     if report:
-                        self._host.emit(
+                        self._out.append(
                             SubscriptionFailed(
                                 link=self.link,
                                 at=now,
@@ -458,7 +495,7 @@ class LinkConnection:
                 self._flush()
             self._wire = None
         if hangup:
-            self._host.act(Hangup(link=self.link, reason=reason))
+            self._out.append(Hangup(link=self.link, reason=reason))
         for name in _CONNECTION_TIMERS:
             self.timers.cancel(name)
         self.subs.reset()
@@ -475,9 +512,7 @@ class LinkConnection:
             delay = self._backoff.next()
         self.timers.set("redial", now + delay)
         self.counters.downs += 1
-        self._host.emit(LinkDown(link=self.link, at=now, reason=reason, retry_in=delay))
-        if was_live:
-            self._host.on_down(self.link, now)
+        self._out.append(LinkDown(link=self.link, at=now, reason=reason, retry_in=delay))
 
     def _send(self, text: str) -> None:
         if self._wire is None or not self._wire.is_open:
@@ -491,12 +526,12 @@ class LinkConnection:
         if self._wire is not None:
             data = self._wire.data_to_send()
             if data:
-                self._host.act(Send(link=self.link, data=data))
+                self._out.append(Send(link=self.link, data=data))
 
     def _problem(self, detail: str, now: float, sample: str = "") -> None:
         self.counters.problems += 1
         detail, sample = self._redact(detail[:300]), self._redact(sample[:200])
-        self._host.emit(ProtocolProblem(link=self.link, at=now, detail=detail, sample=sample))
+        self._out.append(ProtocolProblem(link=self.link, at=now, detail=detail, sample=sample))
 
     def _redact(self, text: str) -> str:
         """Legacy error replies echoed the request (BYBIT_V5.md section 2): never repeat key or signature."""

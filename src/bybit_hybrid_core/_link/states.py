@@ -34,19 +34,14 @@ This module holds the vocabulary (states, inputs, the table); `_link.connection.
 from __future__ import annotations
 
 import enum
-from typing import Protocol
 
-from .._codec import TopicMessage
-from .._config import Link
 from .._errors import LocalProtocolError
-from .._events import Action, Event
 
 __all__ = [
     "CALLER_INPUTS",
     "REMOTE_INPUTS",
     "TRANSITIONS",
     "Input",
-    "LinkHost",
     "LinkState",
     "LinkStateMachine",
     "misuse",
@@ -173,16 +168,3 @@ def misuse(state: LinkState, event: Input) -> str:
     if event in (Input.BYTES, Input.STALE):
         return f"receive() while the link is {state.name}: call connected() after the Dial first"
     return f"{event.name} is not allowed while the link is {state.name}"
-
-
-class LinkHost(Protocol):
-    """What a link needs from the core that owns it."""
-
-    def emit(self, event: Event) -> None: ...
-    def act(self, action: Action) -> None: ...
-    def next_req_id(self) -> str: ...
-    def wall_ms(self, now: float) -> int: ...
-    def on_message(self, link: Link, msg: TopicMessage, now: float) -> None: ...
-    def on_up(self, link: Link, now: float) -> None: ...
-    def on_down(self, link: Link, now: float) -> None: ...
-    def on_subscribed(self, link: Link, topics: tuple[str, ...], now: float) -> None: ...
