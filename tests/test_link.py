@@ -172,6 +172,13 @@ def test_the_private_link_needs_credentials() -> None:
         )
 
 
+def test_a_topic_message_never_changes_the_links_state() -> None:
+    """The link skips the transition for a topic message (its hot path): that is only right while every
+    TOPIC row of the table is a self-loop."""
+    rows = [(state, target) for (state, event), target in TRANSITIONS.items() if event is Input.TOPIC]
+    assert rows and all(state is target for state, target in rows)
+
+
 def test_a_link_returns_what_each_input_produced_in_order() -> None:
     """The link is a pure producer (wsproto's `events()` style): messages, events and actions come back
     from the call, in order, and nothing is called up into a host."""

@@ -52,6 +52,8 @@ from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
 
+_NOT_MESSAGES = (Event, Action)  # what else a link produces
+
 
 class HybridCore:
     """A sans-IO Bybit V5 client: feed it bytes and time, `poll()` for actions, events and a deadline.
@@ -249,12 +251,12 @@ class HybridCore:
     def _take(self, link: Link, produced: list[Produced], now: float) -> None:
         """Apply what a link produced, in its order: messages to the data plane, events out, actions out."""
         for item in produced:
-            if isinstance(item, Event):
-                self._link_event(link, item, now)
-            elif isinstance(item, Action):
-                self._actions.append(item)
-            else:  # a topic message: nearly every item
+            if not isinstance(item, _NOT_MESSAGES):  # a topic message: nearly every item
                 self._on_message(link, item, now)
+            elif isinstance(item, Event):
+                self._link_event(link, item, now)
+            else:
+                self._actions.append(item)
 
     def _link_event(self, link: Link, event: Event, now: float) -> None:
         """Emit a link's event; the three that change what the data plane knows are also told to it."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from random import Random
+from typing import cast
 
 from .._codec import (
     AuthReply,
@@ -50,7 +51,7 @@ from .._events import (
 from .._health import LatencyRecorder, LinkCounters
 from .._timers import Deadlines
 from .policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
-from .states import Input, LinkState, LinkStateMachine, misuse
+from .states import TRANSITIONS, Input, LinkState, LinkStateMachine, misuse
 from .subs import LinkSubs, SubsConfirmed, SubsOutcome, SubsProblem, SubsRejected, SubsRemoved
 from .wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireText, WireUpgraded
 
@@ -65,6 +66,11 @@ _CONNECTION_TIMERS = ("connect", "handshake", "auth", "subscribe", "ping", "pong
 # BYBIT_V5.md section 5). Books deeper than level 1 push only on change, trades only on trades, and private
 # topics only on account activity, so silence there proves nothing.
 _WATCHED_PREFIX = "tickers."
+_CONTROL_REPLIES = frozenset((AuthReply, Pong, SubscribeReply, OpReply, TradeReply))
+# Where a topic message is legal; tests/test_link.py checks that it never changes the state anywhere.
+_TOPIC_STATES = frozenset(
+    state for (state, event), target in TRANSITIONS.items() if event is Input.TOPIC and target is state
+)
 
 
 class LinkConnection:
@@ -378,6 +384,25 @@ class LinkConnection:
         except DecodeError as exc:
             self._problem(str(exc), now, _sample(text))
             return
+        if msg.__class__ in _CONTROL_REPLIES:
+            self._on_control(msg, now, text)
+            return
+        # A topic message. TOPIC is a self-loop wherever it is legal (`_TOPIC_STATES`, read off the table),
+        # so the check is one set lookup and there is no transition to make.
+        if self.machine.state not in _TOPIC_STATES:
+            self._problem(f"unexpected topic while {self.state.name}", now, _sample(text))
+            return
+        msg = cast(TopicMessage, msg)  # not a control reply: a topic message
+        topic = msg.topic
+        self._last_push[topic] = now
+        if self._nudged:
+            self._nudged.pop(topic, None)
+        stamp = getattr(msg, self._stamp, None)
+        if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
+            self.latency.observe(stamp, self._wall_ms(now), now)
+        self._out.append(msg)
+
+    def _on_control(self, msg: object, now: float, text: bytes | str) -> None:
         match msg:
             case AuthReply():
                 self._on_auth(msg, now)
@@ -391,16 +416,6 @@ class LinkConnection:
                 self._problem(
                     f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, _sample(text)
                 )
-            case _:
-                if self._remote(Input.TOPIC, now, text):
-                    self.machine.process(Input.TOPIC)
-                    self._last_push[msg.topic] = now
-                    if self._nudged:
-                        self._nudged.pop(msg.topic, None)
-                    stamp = getattr(msg, self._stamp, None)
-                    if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
-                        self.latency.observe(stamp, self._wall_ms(now), now)
-                    self._out.append(msg)
 
     def _remote(self, event: Input, now: float, text: bytes | str) -> bool:
         """Check a remote input against the table; an illegal one is reported and changes nothing."""
