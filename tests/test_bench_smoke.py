@@ -1,4 +1,5 @@
-"""`bench/bench_core.py --quick` still runs and prints its table (a benchmark that cannot rot unnoticed).
+"""`bench/bench_core.py --quick` and a tiny `bench/bench_e2e.py` still run and print their tables (benchmarks
+that cannot rot unnoticed).
 
 How long it takes is not asserted: speed lives in bench/, and a loaded CI machine is no yardstick.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from repo_paths import REPO
 
@@ -32,3 +34,31 @@ def test_bench_core_quick_prints_the_table() -> None:
             rf"\d+ +{number} \| +{number} +[\d,]+ \|( +{number} +{number}x \|){{3}} +{number}$", row
         ), row
     assert any(line.startswith("events (all):") and "PositionUpdate" in line for line in lines)
+
+
+def test_bench_e2e_tiny_run_prints_its_tables(tmp_path: Path) -> None:
+    """`bench/bench_e2e.py` end to end over TLS on 127.0.0.1: our three adapters and the do-nothing client,
+    300 messages, one round in each framing (the peers are left out: they are an extra, not the suite's)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_e2e.py"), "--only", "anyio,asyncio,threaded,floor",
+         "-n", "300", "--rounds", "1", "--warmup", "0", "--scratch", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "stream: 200 symbols, 600 topics; 300 messages per run" in out, out
+    assert "note:" not in out, out  # every contender saw every message as one event
+    number = r"\d+\.\d\d"
+    for mode in ("permsg", "blast"):
+        table = out.split(f"### {mode}: client CPU µs per message", 1)[1].split("\n\n", 2)[1]
+        rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+        assert rows[0].split(" | ")[:2] == ["| contender", "µs/msg"], table
+        labels = [row.split(" | ")[0][2:] for row in rows[1:]]
+        assert labels == [
+            "bybit_hybrid.HybridStream (anyio)",
+            "bybit_hybrid.asyncio.HybridStream",
+            "bybit_hybrid.threaded.HybridStream",
+            "floor: do-nothing client",
+        ], table
+        for row in rows[1:]:
+            assert re.search(rf"\| {number} \| [\d,]+ \| {number}-{number} \| {number} \|$", row), row
