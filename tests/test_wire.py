@@ -1,4 +1,8 @@
-"""The wire layer: one client WebSocket over wsproto, checked against a wsproto server (FakeBybit)."""
+"""The wire layer: one client WebSocket (wsproto out, our frame reader in), checked against a wsproto server.
+
+A text message comes up as its payload `bytes`; the differential tests against wsproto itself are in
+test_frame_reader.py.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from bybit_hybrid_core._link.wire import (
     WireFailed,
     WireNotice,
     WireRefused,
-    WireText,
     WireUpgraded,
 )
 from helpers import FakeBybit, sample_text
@@ -34,8 +37,8 @@ def open_pair(url: str = "wss://stream.bybit.com/v5/public/linear") -> tuple[Wir
     return wire, server
 
 
-def feed_chunks(wire: Wire, data: bytes, sizes: list[int]) -> list[WireEvent]:
-    events: list[WireEvent] = []
+def feed_chunks(wire: Wire, data: bytes, sizes: list[int]) -> list[bytes | WireEvent]:
+    events: list[bytes | WireEvent] = []
     pos = 0
     for size in sizes:
         if pos >= len(data):
@@ -140,7 +143,7 @@ def test_messages_right_after_the_101_in_the_same_chunk() -> None:
     server = FakeBybit()
     server.feed(wire.data_to_send())
     data = server.accept() + server.send({"op": "pong"}) + server.send("x")
-    assert wire.receive(data) == [WireUpgraded(), WireText('{"op": "pong"}'), WireText("x")]
+    assert wire.receive(data) == [WireUpgraded(), b'{"op": "pong"}', b"x"]
 
 
 # ------------------------------------------------------------------------------------------- messages
@@ -151,13 +154,13 @@ def test_text_both_ways() -> None:
     wire.send_text('{"op":"ping","req_id":"1"}')
     assert server.feed(wire.data_to_send()) == [{"op": "ping", "req_id": "1"}]
     text = sample_text("public-tickers-linear-snapshot-real.json")
-    assert wire.receive(server.send(text)) == [WireText(text)]
+    assert wire.receive(server.send(text)) == [text.encode()]
 
 
 def test_fragmented_message_is_reassembled() -> None:
     wire, server = open_pair()
     text = sample_text("public-orderbook-linear-l50-snapshot-real.json")
-    assert wire.receive(server.send_fragmented(text, 7)) == [WireText(text)]
+    assert wire.receive(server.send_fragmented(text, 7)) == [text.encode()]
 
 
 @given(st.lists(st.integers(min_value=1, max_value=64), max_size=400), st.integers(min_value=1, max_value=5))
@@ -171,7 +174,7 @@ def test_any_chunking_gives_the_same_messages(sizes: list[int], parts: int) -> N
         + server.send(texts[2])
     )
     events = feed_chunks(wire, data, sizes)
-    assert events == [WireText(t) for t in texts]
+    assert events == [t.encode() for t in texts]
     server.feed(wire.data_to_send())
     assert server.pongs == [b"p"]
 
@@ -187,7 +190,7 @@ def test_unsolicited_protocol_pong_is_ignored() -> None:
     from wsproto.events import Pong
 
     wire, server = open_pair()
-    assert wire.receive(server.ws.send(Pong(payload=b"x")) + server.send("after")) == [WireText("after")]
+    assert wire.receive(server.ws.send(Pong(payload=b"x")) + server.send("after")) == [b"after"]
 
 
 def test_binary_message_is_noticed_once_and_harmless() -> None:
@@ -197,7 +200,7 @@ def test_binary_message_is_noticed_once_and_harmless() -> None:
     data = server.ws.send(BytesMessage(data=b"\x00\x01")) + server.ws.send(BytesMessage(data=b"\x02"))
     assert wire.receive(data) == [WireNotice("unexpected binary message (ignored)")]
     assert wire.is_open
-    assert wire.receive(server.send("ok")) == [WireText("ok")]
+    assert wire.receive(server.send("ok")) == [b"ok"]
 
 
 def test_send_on_closed_wire_is_a_local_error() -> None:
@@ -255,7 +258,6 @@ def _frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = False) 
     [
         _frame(0x1, b'{"a":1}', masked=True),  # servers must not mask
         _frame(0x3, b"x"),  # reserved opcode
-        _frame(0x1, b"\xff\xfe"),  # invalid UTF-8
         _frame(0x0, b"orphan continuation"),
         _frame(0x9, b"x" * 130),  # control frame too long
         bytes([0xF1, 0x01, 0x41]),  # RSV bits set without an extension
@@ -280,14 +282,89 @@ def test_garbage_instead_of_http_fails_the_handshake() -> None:
     assert isinstance(events[0], WireFailed)
 
 
-def test_oversized_message_fails_the_wire() -> None:
-    wire, _ = open_pair()
-    header = bytes([0x01, 127]) + struct.pack("!Q", MAX_MESSAGE_CHARS + 10)
+def test_a_frame_declaring_more_than_the_limit_fails_before_its_payload_arrives() -> None:
+    wire, server = open_pair()
+    header = bytes([0x81, 127]) + struct.pack("!Q", MAX_MESSAGE_CHARS + 10)
     events = wire.receive(header + b"a" * 1000)
-    assert events == []  # partial so far, under the limit
-    events = wire.receive(b"a" * MAX_MESSAGE_CHARS)
     assert len(events) == 1
     assert isinstance(events[0], WireFailed)
+    server.feed(wire.data_to_send())
+    assert server.closes == [(1002, "protocol error")]
+
+
+def test_a_fragmented_message_fails_at_the_frame_that_crosses_the_limit() -> None:
+    wire, _ = open_pair()
+    half = MAX_MESSAGE_CHARS // 2
+    first = bytes([0x01, 127]) + struct.pack("!Q", half) + b"a" * half
+    assert wire.receive(first) == []  # a partial message, under the limit so far
+    assert wire.receive(bytes([0x00, 127]) + struct.pack("!Q", half)) == []  # exactly at the limit
+    assert wire.receive(b"a" * half) == []
+    events = wire.receive(bytes([0x80, 1]) + b"a")  # one byte over
+    assert len(events) == 1
+    assert isinstance(events[0], WireFailed)
+
+
+def test_invalid_utf8_is_delivered_as_bytes_and_the_wire_survives() -> None:
+    """Deliberately unlike wsproto (which fails with 1007): the codec's decode reports it later."""
+    wire, server = open_pair()
+    assert wire.receive(_frame(0x1, b"\xff\xfe") + server.send("ok")) == [b"\xff\xfe", b"ok"]
+    assert wire.is_open
+
+
+def test_a_close_in_the_same_read_as_the_101_is_answered() -> None:
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    server = FakeBybit()
+    server.feed(wire.data_to_send())
+    data = server.accept() + server.send("last") + server.close(1001, "bye")
+    assert wire.receive(data) == [WireUpgraded(), b"last", WireClosed(1001, "bye")]
+    server.feed(wire.data_to_send())
+    assert server.closes == [(1001, "")]
+
+
+def test_the_101_and_the_frames_after_it_split_at_every_byte() -> None:
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    server = FakeBybit()
+    server.feed(wire.data_to_send())
+    data = server.accept() + server.send("a") + server.ping(b"p") + server.send_fragmented("bcdef", 3)
+    events = feed_chunks(wire, data, [1] * len(data))
+    assert events == [WireUpgraded(), b"a", b"bcdef"]
+    server.feed(wire.data_to_send())
+    assert server.pongs == [b"p"]
+
+
+def test_a_response_head_ended_by_bare_line_feeds_still_hands_the_frames_on() -> None:
+    """h11 accepts LF line ends, so the head ends at the first blank line of either kind."""
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    server = FakeBybit()
+    server.feed(wire.data_to_send())
+    head = server.accept().replace(b"\r\n", b"\n")
+    assert wire.receive(head + server.send("x")) == [WireUpgraded(), b"x"]
+
+
+def test_a_refusal_with_a_body_in_the_same_read_is_reported_once() -> None:
+    wire = Wire("wss://stream.bybit.com/v5/public/linear")
+    wire.initiate()
+    server = FakeBybit()
+    server.feed(wire.data_to_send())
+    events = wire.receive(server.reject(403, b"\x81\x01x looks like a frame, is a body"))
+    assert [type(e) for e in events] == [WireRefused]
+
+
+def test_after_a_local_close_text_still_arrives_pings_go_unanswered_and_garbage_fails() -> None:
+    wire, server = open_pair()
+    wire.close(1000, "bye")
+    assert server.feed(wire.data_to_send()) == [] and server.closes == [(1000, "bye")]
+    # the server's frames, built by hand: its wsproto would not send after a close
+    assert wire.receive(_frame(0x1, b"late") + _frame(0x9, b"p")) == [b"late"]
+    assert wire.data_to_send() == b""  # a pong may not follow our close frame
+    events = wire.receive(_frame(0x3, b"x"))
+    assert len(events) == 1
+    assert isinstance(events[0], WireFailed)
+    assert wire.data_to_send() == b""  # and neither may a second close frame
+    assert wire.receive(b"") == []
 
 
 @given(st.binary(max_size=300), st.booleans())
@@ -310,5 +387,5 @@ def test_receive_never_raises_on_mutated_frames(data: st.DataObject) -> None:
         pos = data.draw(st.integers(min_value=0, max_value=len(good) - 1))
         good[pos] = data.draw(st.integers(min_value=0, max_value=255))
     events = wire.receive(bytes(good))
-    assert all(isinstance(e, WireText | WireFailed | WireNotice | WireClosed) for e in events)
+    assert all(isinstance(e, bytes | WireFailed | WireNotice | WireClosed) for e in events)
     wire.receive(b"")

@@ -1,10 +1,19 @@
-"""One link's client WebSocket over wsproto: bytes in and out, text messages and wire events up.
+"""One link's client WebSocket: bytes in and out, text payloads and wire events up.
 
 This is the bottom layer of a link (wsproto's own split: bytes -> frames -> messages). It knows nothing of
 Bybit: it performs the HTTP upgrade for the link's URL, reassembles text messages from frames however the
 bytes were chunked, answers protocol pings, completes the close handshake, and reports a refused upgrade
-with its HTTP status. wsproto's exceptions never leave this module: they become a `WireFailed` event, and
-the wire is dead from then on (every later input is ignored).
+with its HTTP status. Protocol errors never leave this module as exceptions: they become a `WireFailed`
+event, and the wire is dead from then on (every later input is ignored).
+
+Two readers share the work (issue 14). wsproto does the HTTP upgrade, the close handshake's state and
+every outbound frame (masked client text, pongs, close frames). After the 101, inbound frames go to our
+own `FrameReader` (`frames.py`), which slices text payloads straight out of each read: `receive` hands a
+complete text message up as `bytes`, undecoded (the codec validates UTF-8 as it decodes), and everything
+else as a `WireEvent`. wsproto's frame parser only ever sees a server close frame the reader has already
+validated (so its state machine answers it) and the end of stream; `frames.py` says where the verdicts of
+the two readers deliberately differ. One difference is the wire's own: a protocol error after our close
+frame went out is a `WireFailed` as well (with wsproto alone it came up as a `WireClosed`).
 
 wsproto masks client frames with `os.urandom` keys and picks the handshake nonce the same way, so the
 bytes this module produces are not reproducible; what it *means* (the decoded frames) is.
@@ -12,9 +21,10 @@ bytes this module produces are not reproducible; what it *means* (the decoded fr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import h11
@@ -22,9 +32,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
     CloseConnection,
-    Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -32,6 +41,7 @@ from wsproto.events import (
 from wsproto.utilities import ProtocolError
 
 from .._errors import LocalProtocolError
+from . import frames
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -46,7 +56,8 @@ __all__ = [
 ]
 
 # The largest Bybit message is an orderbook.1000 snapshot (~100 kB); anything far beyond that is garbage
-# that would otherwise grow a buffer without bound.
+# that would otherwise grow a buffer without bound. Counted in payload *bytes* since the frame reader
+# (counting characters would mean decoding on the hot path); Bybit's JSON is ASCII, so the two agree.
 MAX_MESSAGE_CHARS = 8 * 1024 * 1024
 
 
@@ -65,7 +76,8 @@ class WireRefused:
 
 @dataclass(frozen=True, slots=True)
 class WireText:
-    """One complete text message."""
+    """One complete text message, decoded. `Wire.receive` no longer produces it (a text message comes up
+    as its `bytes` payload); kept only while `connection.py` still matches on it."""
 
     text: str
 
@@ -97,6 +109,9 @@ _Final = TypeVar("_Final", WireRefused, WireClosed, WireFailed)
 
 _ABNORMAL_CLOSURE = 1006
 _PROTOCOL_ERROR = 1002
+# Where h11 ends a response head: the first blank line, bare LF allowed (h11/_receivebuffer.py). The upgrade
+# is fed to wsproto up to there only, so the frames that follow it in the same read reach our reader.
+_HEAD_END = re.compile(b"\n\r?\n")
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -116,14 +131,14 @@ class Wire:
         url: the link's URL; its host goes into the Host header and its path and query form the target.
     """
 
-    __slots__ = ("_binary_seen", "_conn", "_dead", "_host", "_out", "_partial", "_partial_len", "_target")
+    __slots__ = ("_binary_seen", "_conn", "_dead", "_head", "_host", "_out", "_reader", "_target")
 
     def __init__(self, url: str) -> None:
         self._host, self._target = _split_url(url)
         self._conn = WSConnection(ConnectionType.CLIENT)
         self._out = bytearray()
-        self._partial: list[str] = []
-        self._partial_len = 0
+        self._head = bytearray()  # what arrived before the upgrade completed
+        self._reader: frames.FrameReader | None = None  # set by the 101
         self._dead = False
         self._binary_seen = False
 
@@ -158,67 +173,95 @@ class Wire:
         self._out.clear()
         return data
 
-    def receive(self, data: bytes) -> list[WireEvent]:
-        """Feed bytes from the socket (b"" = end of stream) and return what they completed."""
+    def receive(self, data: bytes) -> list[bytes | WireEvent]:
+        """Feed bytes from the socket (b"" = end of stream) and return what they completed, in order.
+
+        A `bytes` item is one complete text message's payload, not yet decoded; anything else is a
+        `WireEvent`.
+        """
+        reader = self._reader
+        if reader is not None and data and not self._dead:
+            items = reader.feed(data)
+            if not reader.signals:
+                # The hot path: only text payloads, handed on as they are.
+                return cast("list[bytes | WireEvent]", items)
+            return self._signals(items, [])
         if self._dead:
             return []
         if not data and self._conn.state is ConnectionState.CONNECTING:
             # h11 calls an end of stream before the response "Bad HTTP message"; it is just a hang-up.
             return [self._finish(WireClosed(_ABNORMAL_CLOSURE, "end of stream before the upgrade"))]
-        events: list[WireEvent] = []
+        events: list[bytes | WireEvent] = []
+        rest = b""
+        if data and reader is None:
+            data, rest = self._split_head(data)
+        self._wsproto(data if data else None, events)
+        if rest and not self._dead:
+            # The head ended, so wsproto accepted (a refusal or a failure is dead): the rest is frames.
+            assert self._reader is not None
+            self._signals(self._reader.feed(rest), events)
+        return events
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _split_head(self, data: bytes) -> tuple[bytes, bytes]:
+        """(what wsproto gets, what follows the response head) of a read before the upgrade."""
+        before = len(self._head)
+        self._head += data
+        end = _HEAD_END.search(self._head)
+        if end is None:
+            return data, b""
+        cut = end.end() - before
+        self._head.clear()
+        return data[:cut], data[cut:]
+
+    def _wsproto(self, data: bytes | None, events: list[bytes | WireEvent]) -> None:
         try:
-            self._conn.receive_data(data if data else None)
+            self._conn.receive_data(data)
             for event in self._conn.events():
                 self._handle(event, events)
                 if self._dead:
                     break
         except (ProtocolError, h11.ProtocolError) as exc:  # wsproto's or h11's: the remote's fault here
             events.append(self._fail(f"WebSocket protocol error: {exc}"))
-        return events
 
-    # ------------------------------------------------------------------------------------------ internals
-
-    def _handle(self, event: object, events: list[WireEvent]) -> None:
+    def _handle(self, event: object, events: list[bytes | WireEvent]) -> None:
         match event:
-            case TextMessage(data=text, message_finished=finished):  # first: nearly every event is one
-                self._text(text, finished, events)
             case AcceptConnection():
+                self._reader = frames.FrameReader(MAX_MESSAGE_CHARS)
                 events.append(WireUpgraded())
             case RejectConnection(status_code=status):
                 events.append(self._finish(WireRefused(status, _phrase(status))))
-            case BytesMessage():
-                # Bybit speaks text only; say so once and carry on (the link stays usable).
-                if not self._binary_seen:
-                    self._binary_seen = True
-                    events.append(WireNotice("unexpected binary message (ignored)"))
-            case Ping() if self._conn.state is ConnectionState.OPEN:
-                self._out += self._conn.send(event.response())
             case CloseConnection(code=code, reason=reason):
-                self._closed(code, reason or "", events)
-            case _:  # RejectData (a refusal's body) and Pong: nothing to do
-                pass
+                # Past the upgrade wsproto parses only a close frame our reader validated, or the end of
+                # stream (1006), so this is the remote's close, never a frame it could not parse.
+                self.close(code if code not in (1005, 1006, 1015) else 1000)  # answer a remote close
+                reason = reason or ("end of stream" if code == _ABNORMAL_CLOSURE else "")
+                events.append(self._finish(WireClosed(code, reason)))
+        # Nothing else reaches here: a refusal's body is never fed (the wire is dead at its head), and
+        # pings and pongs go to our reader.
 
-    def _text(self, text: str, finished: bool, events: list[WireEvent]) -> None:
-        if finished and not self._partial and len(text) <= MAX_MESSAGE_CHARS:
-            events.append(WireText(text))  # a whole message in one piece: nothing to join
-            return
-        self._partial.append(text)
-        self._partial_len += len(text)
-        if self._partial_len > MAX_MESSAGE_CHARS:
-            events.append(self._fail(f"message longer than {MAX_MESSAGE_CHARS} characters"))
-        elif finished:
-            whole = "".join(self._partial)
-            self._partial.clear()
-            self._partial_len = 0
-            events.append(WireText(whole))
-
-    def _closed(self, code: int, reason: str, events: list[WireEvent]) -> None:
-        if self._conn.state is ConnectionState.OPEN:
-            # wsproto reports a frame it could not parse as a CloseConnection while staying OPEN.
-            events.append(self._fail(f"bad frame from the server: {reason} (code {code})"))
-            return
-        self.close(code if code not in (1005, 1006, 1015) else 1000)  # answer a remote close
-        events.append(self._finish(WireClosed(code, reason or ("end of stream" if code == 1006 else ""))))
+    def _signals(
+        self, items: list[bytes | frames.Signal], events: list[bytes | WireEvent]
+    ) -> list[bytes | WireEvent]:
+        """Hand text payloads on and act on the reader's signals, in order."""
+        for item in items:
+            match item:
+                case bytes():
+                    events.append(item)
+                case frames.Ping(payload=payload):
+                    if self._conn.state is ConnectionState.OPEN:  # not once our own close is sent
+                        self._out += self._conn.send(Pong(payload=payload))
+                case frames.Binary():
+                    # Bybit speaks text only; say so once and carry on (the link stays usable).
+                    if not self._binary_seen:
+                        self._binary_seen = True
+                        events.append(WireNotice("unexpected binary message (ignored)"))
+                case frames.Close(frame=frame):
+                    self._wsproto(frame, events)  # wsproto's state machine answers it and closes
+                case frames.Broken(detail=detail):
+                    events.append(self._fail(f"bad frame from the server: {detail}"))
+        return events
 
     def _fail(self, detail: str) -> WireFailed:
         self.close(_PROTOCOL_ERROR, "protocol error")
@@ -226,7 +269,6 @@ class Wire:
 
     def _finish(self, event: _Final) -> _Final:
         self._dead = True
-        self._partial.clear()
         return event
 
 
