@@ -53,7 +53,7 @@ from .._timers import Deadlines
 from .policy import Backoff, DialBudget, auth_hint, equal_jitter, handshake_hint, url_host
 from .states import TRANSITIONS, Input, LinkState, LinkStateMachine, misuse
 from .subs import LinkSubs, SubsConfirmed, SubsOutcome, SubsProblem, SubsRejected, SubsRemoved
-from .wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireText, WireUpgraded
+from .wire import Wire, WireClosed, WireEvent, WireFailed, WireNotice, WireRefused, WireUpgraded
 
 __all__ = ["LinkConnection", "Produced"]
 
@@ -289,8 +289,6 @@ class LinkConnection:
 
     def _on_wire(self, event: WireEvent, now: float) -> None:
         match event:
-            case WireText(text=text):
-                self._on_text(text, now)
             case WireUpgraded():
                 self._upgraded(now)
             case WireRefused(status=status, reason=reason):

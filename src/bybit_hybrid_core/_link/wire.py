@@ -51,7 +51,6 @@ __all__ = [
     "WireFailed",
     "WireNotice",
     "WireRefused",
-    "WireText",
     "WireUpgraded",
 ]
 
@@ -72,14 +71,6 @@ class WireRefused:
 
     status: int
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class WireText:
-    """One complete text message, decoded. `Wire.receive` no longer produces it (a text message comes up
-    as its `bytes` payload); kept only while `connection.py` still matches on it."""
-
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +95,7 @@ class WireNotice:
     detail: str
 
 
-WireEvent = WireUpgraded | WireRefused | WireText | WireClosed | WireFailed | WireNotice
+WireEvent = WireUpgraded | WireRefused | WireClosed | WireFailed | WireNotice
 _Final = TypeVar("_Final", WireRefused, WireClosed, WireFailed)
 
 _ABNORMAL_CLOSURE = 1006
