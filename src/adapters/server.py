@@ -339,6 +339,9 @@ class ServedExchange:
                 length = min(int(declared), _HEAD_LIMIT) if declared.isdigit() else 0
                 if length > len(body):  # a POST's JSON body, read to its Content-Length
                     body += await reader.readexactly(length - len(body))
+                latency = getattr(self.exchange, "rest_latency", None)  # the exchange's REST delay fault:
+                if latency is not None and (delay := latency(target)) > 0:  # the request reaches it late
+                    await asyncio.sleep(delay)
                 self._serve_rest(writer, method, target, headers, body[:length])
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # a client that went away mid-request; nothing to answer

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from random import Random
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from wsproto.events import BytesMessage, CloseConnection, Ping, Request, TextMessage
 from wsproto.utilities import RemoteProtocolError
@@ -26,7 +27,7 @@ from .conn import Phase, ServerAction, ServerConn, route
 from .faults import FaultsMixin
 from .ops import ExchangeFaults, OpHandler
 from .replies import PUBLIC_KINDS, ConnIds, dumps, private_variant, skewed
-from .rest import RestHandler
+from .rest import IpLimit, RestHandler
 
 __all__ = ["DEFAULT_START_MS", "DIAL_LIMIT", "DIAL_WINDOW", "FakeExchange", "VenueLike"]
 
@@ -66,7 +67,8 @@ def _default_venue(seed: int, start_ms: int) -> VenueLike:
 
 
 class FakeExchange(FaultsMixin):
-    """Bybit V5 in a box: public and private WebSocket endpoints and `GET /v5/position/list`.
+    """Bybit V5 in a box: public and private WebSocket endpoints, `GET /v5/position/list`, the signed
+    trading endpoints and the public `GET /v5/market/tickers` and `GET /v5/market/time`.
 
     Args:
         seed: seeds the venue and the connection ids; the same seed and inputs give the same bytes out.
@@ -103,6 +105,7 @@ class FakeExchange(FaultsMixin):
         self._next_publish: float | None = None
         self._ops = OpHandler(self.venue, self.credentials, self.faults, self.wall_ms, self.violations)
         self._rest = RestHandler(self.venue, self.credentials, self.faults, self.wall_ms, self._push_private)
+        self._rest.catch_up = self._market_now
 
     def __repr__(self) -> str:
         return f"FakeExchange(conns={len(self._conns)}, now={self._now})"
@@ -179,6 +182,30 @@ class FakeExchange(FaultsMixin):
         pushes an order causes are queued before the answer is returned."""
         self._advance(now)
         return self._rest.respond(method, target, headers, now, body)
+
+    def rest_latency(self, target: str) -> float:
+        """How late a REST request for `target` (path + query) reaches the exchange, in seconds
+        (`rest_delay`).
+
+        Sans-IO, the exchange does not wait: whoever carries the request does, on its own clock, and then
+        hands it to `rest_response` with the later `now` (the served exchange sleeps on its loop; the
+        Simulation adds `faults.rest_delay`, the delay without a path, to the trip of its position
+        fetches). The answer then shows the market of that moment."""
+        return self._rest.rest_faults.delays.get(urlsplit(target).path, self.faults.rest_delay)
+
+    def ip_rate_limit(self, requests: int = 600, window: float = 5.0, ban: float = 600.0) -> None:
+        """Bybit's HTTP IP limit, counted over every REST request: `requests` per `window` seconds, then HTTP
+        403 "access too frequent" for `ban` seconds (the defaults are Bybit's: 600 per 5 s, at least 10 min;
+        `docs/v5/rate-limit/rate-limit.mdx`). `heal()` lifts a ban."""
+        if requests < 1 or window <= 0 or ban < 0:
+            raise ValueError("ip_rate_limit takes requests >= 1, window > 0 and ban >= 0")
+        self._rest.ip_limit = IpLimit(requests, window, ban)
+
+    def market_rest(self, path: str, query: str = "") -> dict[str, Any]:
+        """Bybit's answer to a public market endpoint (`/v5/market/tickers`, `/v5/market/time`) as a dict,
+        now: no IP limit and no faults but the REST mark divergence (the operator's look at REST)."""
+        self._advance(self._now)
+        return self._rest.market(path, query, self._now)
 
     def trade(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Call one trading endpoint (e.g. `"POST", "/v5/order/create"`) with Bybit's parameter names,
@@ -327,6 +354,15 @@ class FakeExchange(FaultsMixin):
                 if c.kind == category and topic in c.topics:
                     c.send_text(text, now, "data")
         self._schedule_publish(now)
+
+    def _market_now(self, now: float) -> None:
+        """Before a REST market answer: a market nobody streams has not stepped since it was last looked
+        at, so step it up to `now` (the market moves whether or not anyone listens; see the venue). A
+        streamed one is already there: `_advance` published every step due, so REST shows what the stream
+        just sent."""
+        if not self._public_subscriptions():
+            self.venue.publish(now, {})
+            self._drain_triggered(now)
 
     def _drain_triggered(self, now: float) -> None:
         """Push the fills the venue's mark triggered (resting limit orders, take profit / stop loss)."""

@@ -1,5 +1,8 @@
 """Faults on request: the FakeExchange's methods that make links, auth, subscriptions and REST misbehave.
 
+REST faults hit every request, or with `path` only one endpoint's: failures (HTTP 5xx or a retCode),
+latency, forced rate-limit answers, and a tickers `markPrice` that disagrees with the stream.
+
 `kind` names the connections a fault hits: "private", a category ("linear", "inverse", "spot", "option"),
 "public" (every public category) or "all". Per-link faults hit the connections open now; a reconnect gets a
 healthy link. `heal()` clears everything pending.
@@ -7,6 +10,7 @@ healthy link. `heal()` clears everything pending.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol
 
 from wsproto.events import BytesMessage, TextMessage
@@ -14,6 +18,7 @@ from wsproto.events import BytesMessage, TextMessage
 from .conn import Phase, Poison, ServerConn
 from .ops import ExchangeFaults
 from .replies import KINDS, PUBLIC_KINDS
+from .rest import RestHandler
 
 __all__ = ["FaultsMixin"]
 
@@ -29,6 +34,7 @@ class FaultsMixin:
     _now: float
     faults: ExchangeFaults
     venue: Any
+    _rest: RestHandler
 
     def _targets(self, kind: str) -> list[ServerConn]:
         kinds = {"all": KINDS, "public": PUBLIC_KINDS}.get(kind, (kind,))
@@ -130,13 +136,53 @@ class FaultsMixin:
         """Answer every upgrade with HTTP 403, as Bybit does for blocked regions (BYBIT_V5.md section 8)."""
         self.faults.geo_block = on
 
-    def rest_fail(self, n: int = 1, status: int = 200, ret_code: int | None = 10016) -> None:
-        """Fail the next `n` REST requests: HTTP `status`, or with status 200 a Bybit `retCode` error."""
-        self.faults.rest_failures.extend([(status, ret_code)] * n)
+    # ---------------------------------------------------------------------------------------------- REST
 
-    def rest_delay(self, seconds: float) -> None:
-        """REST answers take `seconds` longer (the Simulation applies it; 0 stops it)."""
-        self.faults.rest_delay = seconds
+    def rest_fail(
+        self, n: int = 1, status: int = 200, ret_code: int | None = 10016, *, path: str | None = None
+    ) -> None:
+        """Fail the next `n` REST requests (of `path` only, e.g. "/v5/market/tickers", when given): HTTP
+        `status` (502, 503: a gateway page), or with status 200 a Bybit `retCode` error (10016: server
+        error)."""
+        if path is None:
+            self.faults.rest_failures.extend([(status, ret_code)] * n)
+        else:
+            self._rest.rest_faults.failures.extend([(path, status, ret_code)] * n)
+
+    def rest_delay(self, seconds: float, *, path: str | None = None) -> None:
+        """REST requests (of `path` only, when given) reach the exchange `seconds` late, so their answers come
+        that much later and show the market of then (0 stops it). Whoever carries the request waits: the
+        served exchange sleeps before answering (`rest_latency`); the Simulation adds the delay without
+        `path` to the trip of its position fetches."""
+        if seconds < 0:
+            raise ValueError("rest_delay takes seconds >= 0")
+        if path is None:
+            self.faults.rest_delay = seconds
+        elif seconds:
+            self._rest.rest_faults.delays[path] = seconds
+        else:
+            self._rest.rest_faults.delays.pop(path, None)
+
+    def rest_rate_limit(self, n: int = 1, *, path: str | None = None) -> None:
+        """Answer the next `n` REST requests (of `path` only, when given) as over their limit, whatever the
+        count: a public market endpoint with the IP limit's HTTP 403 "access too frequent", a signed one with
+        retCode 10006 "Too many visits!" and `X-Bapi-Limit-Status: 0`. No ban follows."""
+        self._rest.rest_faults.limited.extend([path] * n)
+
+    def rest_mark_divergence(
+        self, symbol: str, percent: str | Decimal | float, category: str = "linear"
+    ) -> None:
+        """The REST tickers answer's `markPrice` of `symbol` is off by `percent` (e.g. 2 or "-0.5", rounded
+        to the tick) while the stream keeps pushing the true mark: a REST/stream disagreement. 0 clears it."""
+        pct = Decimal(str(percent))
+        if not pct.is_finite() or pct <= -100:
+            raise ValueError(f"percent must be a finite number above -100, got {percent!r}")
+        if category == "spot":
+            raise ValueError("spot tickers have no markPrice")
+        if pct == 0:
+            self._rest.rest_faults.mark_divergence.pop((category, symbol), None)
+        else:
+            self._rest.rest_faults.mark_divergence[(category, symbol)] = pct
 
     def heal(self) -> None:
         """Clear every pending fault. Half-open sockets stay dead: the client must notice and redial."""
@@ -146,5 +192,6 @@ class FaultsMixin:
         self.faults.skew_ms = 0
         self.faults.rest_failures.clear()
         self.faults.rest_delay = 0.0
+        self._rest.heal()  # endpoint faults, the REST mark divergence, an IP ban
         for conn in self._conns.values():
             conn.heal()

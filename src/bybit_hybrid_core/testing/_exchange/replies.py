@@ -28,8 +28,10 @@ __all__ = [
     "private_topic_ok",
     "private_variant",
     "public_fail_text",
+    "server_time_result",
     "skewed",
     "subscribe_reply",
+    "ticker_row",
 ]
 
 Json = dict[str, Any]
@@ -240,3 +242,49 @@ def private_variant(sub: str, topic: str, msg: Json) -> Json | None:
     if not rows:
         return None
     return {**msg, "topic": sub, "data": rows}
+
+
+# ------------------------------------------------------------------------------------- REST market data
+
+# GET /v5/market/tickers rows, per category, in Bybit's key order (bybit-exchange/docs
+# docs/v5/market/tickers.mdx, the response examples and tables; the linear/inverse order is the 2025-10
+# page's, which a real BTCUSDT answer of 2025-11 repeats key for key). REST is not the stream's shape: no
+# `tickDirection` or `singleOpenInterest*` on linear; option says `bid1Price`/`bid1Iv`/`markIv` where its
+# stream says `bidPrice`/`bidIv`/`markPriceIv`; spot carries the top of book its stream lacks.
+_DERIVATIVE_ROW = (
+    "symbol", "lastPrice", "indexPrice", "markPrice", "prevPrice24h", "price24hPcnt", "highPrice24h",
+    "lowPrice24h", "prevPrice1h", "openInterest", "openInterestValue", "turnover24h", "volume24h",
+    "fundingRate", "nextFundingTime", "predictedDeliveryPrice", "basisRate", "deliveryFeeRate",
+    "deliveryTime", "ask1Size", "bid1Price", "ask1Price", "bid1Size", "basis", "preOpenPrice", "preQty",
+    "curPreListingPhase", "fundingIntervalHour", "basisRateYear", "fundingCap",
+)  # fmt: skip
+_OPTION_ROW = (
+    "symbol", "bid1Price", "bid1Size", "bid1Iv", "ask1Price", "ask1Size", "ask1Iv", "lastPrice",
+    "highPrice24h", "lowPrice24h", "markPrice", "indexPrice", "markIv", "underlyingPrice", "openInterest",
+    "turnover24h", "volume24h", "totalVolume", "totalTurnover", "delta", "gamma", "vega", "theta",
+    "predictedDeliveryPrice", "change24h",
+)  # fmt: skip
+_SPOT_ROW = (
+    "symbol", "bid1Price", "bid1Size", "ask1Price", "ask1Size", "lastPrice", "prevPrice24h", "price24hPcnt",
+    "highPrice24h", "lowPrice24h", "turnover24h", "volume24h", "usdIndexPrice",
+)  # fmt: skip
+_ROWS = {"linear": _DERIVATIVE_ROW, "inverse": _DERIVATIVE_ROW, "option": _OPTION_ROW, "spot": _SPOT_ROW}
+_OPTION_NAMES = {"bid1Iv": "bidIv", "ask1Iv": "askIv", "markIv": "markPriceIv"}  # REST name -> stream name
+# What a perpetual shows for the dated-futures fields: "" except `deliveryTime` "0" (the real answers above);
+# an option's `predictedDeliveryPrice` is "0" until 30 min before delivery (the docs' example).
+_DERIVATIVE_BLANKS = {"deliveryTime": "0"}
+_OPTION_BLANKS = {"predictedDeliveryPrice": "0"}
+
+
+def ticker_row(category: str, fields: Json) -> dict[str, str]:
+    """One `result.list` row of GET /v5/market/tickers from the venue's ticker `fields` (its stream's names
+    plus `bid1Price`/`bid1Size`/`ask1Price`/`ask1Size`); a field the venue does not model is Bybit's blank."""
+    keys = _ROWS[category]
+    names = _OPTION_NAMES if category == "option" else {}
+    blanks = _OPTION_BLANKS if category == "option" else _DERIVATIVE_BLANKS
+    return {key: str(fields.get(names.get(key, key), blanks.get(key, ""))) for key in keys}
+
+
+def server_time_result(wall_ns: int) -> dict[str, str]:
+    """The `result` of GET /v5/market/time (docs/v5/market/time.mdx): seconds and nanoseconds, as strings."""
+    return {"timeSecond": str(wall_ns // 1_000_000_000), "timeNano": str(wall_ns)}

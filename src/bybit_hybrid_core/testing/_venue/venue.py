@@ -151,6 +151,20 @@ class Venue:
         """The current mark price."""
         return self._mark_of(self.instrument(category, symbol))
 
+    def ticker(self, category: str, symbol: str) -> dict[str, str]:
+        """The ticker of `symbol` as it stands now, read-only (for GET /v5/market/tickers): every field of the
+        category's stream ticker, plus the top of book as `bid1Price`/`bid1Size`/`ask1Price`/`ask1Size`, which
+        spot's and option's streams name otherwise or lack."""
+        inst = self.instrument(category, symbol)
+        q = self._feed.quote(category, symbol)
+        top = {
+            "bid1Price": str(inst.px(q.bid)),
+            "bid1Size": inst.qty(q.bid_size),
+            "ask1Price": str(inst.px(q.ask)),
+            "ask1Size": inst.qty(q.ask_size),
+        }
+        return {**self._feed.market.ticker_fields(q), **top}
+
     def _mark_of(self, inst: Instrument) -> Decimal:
         return inst.px(self._feed.quote(inst.category, inst.symbol).mark)
 
