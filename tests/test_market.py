@@ -6,22 +6,35 @@ import copy
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from msgspec import UNSET
+from msgspec import UNSET, structs
 
+from bybit_hybrid_core._codec import TickerData
 from bybit_hybrid_core._config import Link
 from bybit_hybrid_core._events import (
     KlineUpdate,
     Liquidations,
     OrderbookUpdate,
+    PositionUpdate,
     ProtocolProblem,
     PublicTrades,
     TickerUpdate,
     TopicData,
 )
 from bybit_hybrid_core._plane.books import book_depth
-from test_hybrid_support import Plane, decoded, sample, ticker_delta, ticker_snapshot
+from bybit_hybrid_core._plane.market import _merge
+from bybit_hybrid_core._plane.pnl import unrealised_pnl
+from test_hybrid_support import (
+    Plane,
+    decoded,
+    position_message,
+    position_row,
+    sample,
+    ticker_delta,
+    ticker_snapshot,
+)
 
 D = Decimal
 
@@ -161,6 +174,48 @@ def test_the_mark_remembers_the_message_that_carried_it() -> None:
     assert (state.mark, state.mark_ts, state.mark_at, state.last_at) == (D(100), 10, 1.0, 2.0)
 
 
+_TICKER_FIELDS = [name for name in TickerData.__struct_fields__ if name != "symbol"]
+
+
+@given(st.sets(st.sampled_from(_TICKER_FIELDS)), st.sets(st.sampled_from(_TICKER_FIELDS)))
+def test_the_generated_merge_takes_exactly_the_fields_a_delta_sets(held: set[str], sent: set[str]) -> None:
+    """`_merge` is generated from the Struct's fields: every field a delta sets (None too: "" is a value)
+    overwrites, every UNSET one keeps what was held. Values are tags: the merge never looks at them."""
+    tags: dict[str, Any] = {name: f"held-{name}" for name in held}
+    before = TickerData(symbol="X", **tags)
+    tags = {name: None if len(name) % 2 else f"new-{name}" for name in sent}
+    delta = TickerData(symbol="X", **tags)
+    merged = _merge(before, delta)
+    for name in _TICKER_FIELDS:
+        expected = getattr(delta if name in sent else before, name)
+        assert getattr(merged, name) == expected, name
+    assert merged == structs.replace(before, **{name: getattr(delta, name) for name in sent})
+
+
+def test_a_mark_that_did_not_move_costs_the_join_no_pnl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ticker message for a symbol with an open position reprices it only when the mark moved: no
+    PositionUpdate and no Decimal PnL for a delta without markPrice or with the same mark."""
+    calls: list[Decimal] = []
+
+    def counting(category: str, side: str, size: D, avg: D, mark: D) -> D | None:
+        calls.append(mark)
+        return unrealised_pnl(category, side, size, avg, mark)
+
+    monkeypatch.setattr("bybit_hybrid_core._plane.join.unrealised_pnl", counting)
+    plane = Plane()
+    row = position_row("BTCUSDT", "Buy", "2", "100", 10, mark="99")
+    plane.dp.on_message(Link.PRIVATE, position_message(row), 1.0)
+    _feed(plane, Link.LINEAR, ticker_snapshot("BTCUSDT", "103", ts=10, cs=1), 1.1)
+    assert calls == [D(99), D(103)]
+    for cs, fields in enumerate(({"indexPrice": "1"}, {"markPrice": "103.0"}, {"lastPrice": "2"}), start=2):
+        events = _feed(plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=10 + cs, cs=cs, **fields), 1.2)
+        assert [type(e) for e in events] == [TickerUpdate]
+    assert calls == [D(99), D(103)]
+    [_, update] = _feed(plane, Link.LINEAR, ticker_delta("BTCUSDT", ts=20, cs=9, markPrice="104"), 1.3)
+    assert isinstance(update, PositionUpdate) and update.unrealised_pnl == D(8)
+    assert calls == [D(99), D(103), D(104)]
+
+
 # -------------------------------------------------------------------------------------------- orderbooks
 
 
@@ -227,6 +282,17 @@ def test_a_snapshot_level_of_size_zero_is_no_level() -> None:
     }
     _feed(plane, Link.LINEAR, {"topic": "orderbook.50.X", "type": "snapshot", "ts": 1, "data": data})
     assert plane.dp.orderbook("linear", "X") == (((D(2), D(1)),), ((D(3), D(2)),))
+
+
+def test_a_snapshot_applies_in_order_when_a_price_repeats_in_another_spelling() -> None:
+    """A snapshot of distinct non-zero levels is taken as sorted; one with a repeat is applied in order."""
+    plane = Plane()
+    bids = [["2.50", "1"], ["2", "3"], ["2.5", "4"]]  # 2.50 then 2.5: one level, the later size
+    data = {"s": "X", "u": 3, "b": bids, "a": [["3", "1"], ["3.0", "0"], ["5", "2"]]}
+    msg = {"topic": "orderbook.50.X", "type": "snapshot", "ts": 1, "data": data}
+    [event] = _feed(plane, Link.LINEAR, msg)
+    assert plane.dp.orderbook("linear", "X") == (((D("2.5"), D(4)), (D(2), D(3))), ((D(5), D(2)),))
+    assert event.best_bid == (D("2.5"), D(4)) and event.best_ask == (D(5), D(2))
 
 
 def test_u_equal_one_resets_and_late_deltas_are_ignored() -> None:

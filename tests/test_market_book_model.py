@@ -1,6 +1,7 @@
 """Order books against a dict model across snapshots *and* deltas (snapshots with zero sizes and repeated
-prices too), guarding the bisect-sorted sides of `_market_book` (kept ascending since the perf change) and
-the rebuild of a book a delta does not fit."""
+prices too, prices in several spellings), guarding the sides of `_plane.books` (parallel sorted lists found
+by bisect, a snapshot taken as sorted when its levels allow it, else applied in order) and the rebuild of a
+book a delta does not fit."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ _PRICES = st.integers(1, 40).map(lambda n: D(n) / 4)
 _SIZES = st.sampled_from([D(0), D("0.5"), D(1), D("2.5")])
 _LEVELS = st.lists(st.tuples(_PRICES, _SIZES), max_size=10)
 _MESSAGES = st.lists(st.tuples(st.booleans(), _LEVELS, _LEVELS), min_size=1, max_size=12)
+_PLACES = st.lists(st.integers(2, 4), min_size=20, max_size=20)  # "2.5" as "2.50", "2.500", "2.5000"
+
+
+def _spelled(levels: list[tuple[Decimal, Decimal]], places: list[int]) -> list[list[str]]:
+    """The wire's [price, size] strings, each price with its own number of decimals (equal values)."""
+    spelled = zip(levels, places, strict=False)
+    return [[str(p.quantize(Decimal(1).scaleb(-k))), str(s)] for (p, s), k in spelled]
 
 
 def _apply(side: dict[Decimal, Decimal], levels: list[tuple[Decimal, Decimal]], reset: bool) -> bool:
@@ -35,8 +43,10 @@ def _apply(side: dict[Decimal, Decimal], levels: list[tuple[Decimal, Decimal]], 
     return reset or fits
 
 
-@given(_MESSAGES)
-def test_snapshots_and_deltas_match_a_dict_model(messages: list[tuple[bool, Any, Any]]) -> None:
+@given(_MESSAGES, _PLACES)
+def test_snapshots_and_deltas_match_a_dict_model(
+    messages: list[tuple[bool, Any, Any]], places: list[int]
+) -> None:
     """Random snapshots and deltas against a dict model, including deltas that do not fit the book (a delete
     of a price it does not hold, a crossed book after applying): those drop the book and ask for a fresh
     snapshot, and the deltas until it arrives are ignored."""
@@ -45,8 +55,7 @@ def test_snapshots_and_deltas_match_a_dict_model(messages: list[tuple[bool, Any,
     held = False
     for u, (snapshot, bids, asks) in enumerate(messages, start=2):
         kind = "snapshot" if snapshot or u == 2 else "delta"
-        data = {"s": "X", "u": u, "b": [[str(p), str(s)] for p, s in bids],
-                "a": [[str(p), str(s)] for p, s in asks]}  # fmt: skip
+        data = {"s": "X", "u": u, "b": _spelled(bids, places), "a": _spelled(asks, places[::-1])}
         plane.dp.on_message(
             Link.LINEAR, decoded({"topic": "orderbook.50.X", "type": kind, "ts": u, "data": data}), 1.0
         )

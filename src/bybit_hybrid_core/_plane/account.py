@@ -50,6 +50,7 @@ __all__ = [
     "Change",
     "OwnMark",
     "PositionBook",
+    "RowMessage",
     "is_flat",
     "row_events",
     "to_position",
@@ -57,6 +58,9 @@ __all__ = [
 
 POSITION_CATEGORIES = frozenset({"linear", "inverse", "option"})
 """Categories that hold positions (spot has balances, not positions)."""
+
+RowMessage = OrderMessage | ExecutionMessage | FastExecutionMessage | WalletMessage | GreeksMessage
+"""The account topics other than position: one event per row."""
 
 OwnMark = tuple[Decimal, int, float]
 """The position's own mark price, the exchange ms it was sampled at, and the `now` it arrived."""
@@ -188,11 +192,7 @@ class PositionBook:
         return [key for key in self._open if key[0] == category]
 
 
-def row_events(
-    link: Link,
-    msg: OrderMessage | ExecutionMessage | FastExecutionMessage | WalletMessage | GreeksMessage,
-    now: float,
-) -> list[Event]:
+def row_events(link: Link, msg: RowMessage, now: float) -> list[Event]:
     """One event per row of the account topics other than position."""
     if isinstance(msg, OrderMessage):
         return [OrderUpdate(link=link, at=now, order=row) for row in msg.data]

@@ -46,11 +46,15 @@ def _speaks_for(ticker: TickerState | None, watch: float, after: float) -> TypeG
 
 
 class _View:
-    __slots__ = ("emitted_at", "fields", "mark", "stale")
+    """What the last `PositionUpdate` of one position said. `position` is the object whose `fields` those
+    are, so a mark-caused refresh of an unchanged position compares by identity, not field by field."""
+
+    __slots__ = ("emitted_at", "fields", "mark", "position", "stale")
 
     def __init__(self) -> None:
         self.emitted_at: float | None = None
         self.fields: tuple[object, ...] = ()
+        self.position: Position | None = None
         self.mark: Decimal | None = None
         self.stale: bool | None = None
 
@@ -110,8 +114,7 @@ class Join:
         """The symbol's ticker spoke, was reset or lost its link: re-price its legs, conflating if asked."""
         legs = self._legs.get((category, symbol))
         if not legs:
-            return
-        link = self._link(category, symbol)
+            return  # the common case: most tickers price no position
         interval = self._timings.mark_min_interval
         for key in list(legs):
             view = self._views[key]
@@ -120,7 +123,7 @@ class Join:
                 if held not in self._timers:
                     self._timers.set(held, view.emitted_at + interval)
                 continue
-            self._refresh(key, now, "mark", link)
+            self._refresh(key, now, "mark", None)
         self._arm_stale(category, symbol, now)
 
     def tick(self, now: float) -> None:
@@ -129,7 +132,7 @@ class Join:
                 case ("stale", category, symbol):
                     self.mark_changed(category, symbol, now)
                 case ("conflate", key):
-                    self._refresh(key, now, "mark", self._link(key.category, key.symbol))
+                    self._refresh(key, now, "mark", None)
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
@@ -159,13 +162,21 @@ class Join:
             return None, None, None, stale
         return own[0], own[1], own[2], stale
 
-    def _refresh(self, key: PositionKey, now: float, cause: Cause, link: Link) -> None:
+    def _refresh(self, key: PositionKey, now: float, cause: Cause, link: Link | None) -> None:
+        """Price the position at `key` and emit a `PositionUpdate` if what it says changed. `link` None: the
+        one the symbol's ticker came from (`_link`), looked up only when an update goes out."""
         position = self._book.get(key)
         view = self._views[key]
         assert position is not None  # views exist exactly for open positions (opened/closed)
         mark, mark_ts, mark_at, stale = self._mark(key, now)
-        fields = _fields(position)
-        if fields == view.fields and mark == view.mark and stale == view.stale:
+        # A ticker message that did not move the mark leaves the very same objects in place: identity
+        # answers first, and the Decimal comparisons and the PnL below run only when something moved.
+        fields = view.fields
+        if position is not view.position:
+            fields = _fields(position)
+            if fields == view.fields:
+                view.position = position  # the same fields: the view speaks for this object too
+        if view.position is position and (mark is view.mark or mark == view.mark) and stale == view.stale:
             return
         if mark is None:
             pnl = None
@@ -173,7 +184,7 @@ class Join:
             pnl = unrealised_pnl(position.category, position.side, position.size, position.avg_price, mark)
         self._emit(
             PositionUpdate(
-                link=link,
+                link=self._link(key[0], key[1]) if link is None else link,
                 at=now,
                 category=position.category,
                 symbol=position.symbol,
@@ -197,7 +208,8 @@ class Join:
                 stale=stale,
             )
         )
-        view.emitted_at, view.fields, view.mark, view.stale = now, fields, mark, stale
+        view.emitted_at, view.fields, view.position = now, fields, position
+        view.mark, view.stale = mark, stale
 
     def _arm_stale(self, category: str, symbol: str, now: float) -> None:
         """Make sure a timer fires no later than the symbol's mark turns stale (it re-checks then)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 from .._codec import (
     ExecutionMessage,
@@ -47,18 +47,21 @@ from .._errors import LocalProtocolError
 from .._events import (
     Action,
     Event,
+    KlineUpdate,
     Level,
+    Liquidations,
     Position,
     PositionClosed,
     PositionKey,
     PositionOpened,
     PositionsSynced,
     ProtocolProblem,
+    PublicTrades,
     RestRequest,
     TopicData,
     TopicReset,
 )
-from .account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, row_events, to_position
+from .account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, RowMessage, row_events, to_position
 from .join import Join
 from .market import Market
 from .sync import CompletedSnapshot, SnapshotSync
@@ -106,36 +109,59 @@ class DataPlane:
         # between an earlier snapshot and the ack would be in neither and stay unseen until the next resync.
         self._snapshot_after_ack = any(_is_position_topic(t) for t in config.private_topics)
         self._awaiting_position_ack = False
+        # the handler of each message class the data plane knows (Any: each takes its own class)
+        self._handlers: dict[type, Callable[[Link, Any, float], None]] = {
+            TickerMessage: self._on_ticker,
+            PositionMessage: self._on_positions,
+            OrderbookMessage: self._on_book,
+            PublicTradeMessage: self._on_trades,
+            KlineMessage: self._on_klines,
+            LiquidationMessage: self._on_liquidations,
+            OrderMessage: self._on_rows,
+            ExecutionMessage: self._on_rows,
+            FastExecutionMessage: self._on_rows,
+            WalletMessage: self._on_rows,
+            GreeksMessage: self._on_rows,
+        }
 
     # ------------------------------------------------------------------------------------ inputs
 
     def on_message(self, link: Link, msg: TopicMessage, now: float) -> None:
         """Apply one decoded topic message from `link`."""
         self._now = now
-        match msg:
-            case TickerMessage():
-                event, state = self._market.tickers.apply(link, msg, now)
-                if event is not None:
-                    self._emit(event)
-                if state is not None:
-                    self._join.mark_changed(link.category, msg.data.symbol, now)
-            case PositionMessage():
-                self._on_positions(link, msg, now)
-            case OrderbookMessage() | PublicTradeMessage() | KlineMessage() | LiquidationMessage():
-                event = self._market.on_other(link, msg, now)
-                if event is not None:
-                    self._emit(event)
-            case (
-                OrderMessage()
-                | ExecutionMessage()
-                | FastExecutionMessage()
-                | WalletMessage()
-                | GreeksMessage()
-            ):
-                for event in row_events(link, msg, now):
-                    self._emit(event)
-            case _:
-                self._emit(TopicData(link=link, at=now, topic=msg.topic, message=msg))
+        # one dict lookup on the exact class instead of a `match` that tries the classes in turn: this runs
+        # for every message (the codec builds these classes, never subclasses of them)
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            self._emit(TopicData(link=link, at=now, topic=msg.topic, message=msg))
+        else:
+            handler(link, msg, now)
+
+    def _on_ticker(self, link: Link, msg: TickerMessage, now: float) -> None:
+        event, state = self._market.tickers.apply(link, msg, now)
+        if event is not None:
+            self._emit(event)
+        if state is not None:
+            self._join.mark_changed(link.category, msg.data.symbol, now)
+
+    def _on_book(self, link: Link, msg: OrderbookMessage, now: float) -> None:
+        event = self._market.books.apply(link, msg, now)
+        if event is not None:
+            self._emit(event)
+
+    def _on_trades(self, link: Link, msg: PublicTradeMessage, now: float) -> None:
+        self._emit(PublicTrades(link=link, at=now, category=link.category, topic=msg.topic, trades=msg.data))
+
+    def _on_klines(self, link: Link, msg: KlineMessage, now: float) -> None:
+        self._emit(KlineUpdate(link=link, at=now, category=link.category, topic=msg.topic, candles=msg.data))
+
+    def _on_liquidations(self, link: Link, msg: LiquidationMessage, now: float) -> None:
+        category = link.category
+        self._emit(Liquidations(link=link, at=now, category=category, topic=msg.topic, liquidations=msg.data))
+
+    def _on_rows(self, link: Link, msg: RowMessage, now: float) -> None:
+        for event in row_events(link, msg, now):
+            self._emit(event)
 
     def on_link_up(self, link: Link, now: float, wall_ms: int) -> None:
         """The link is live (private: authenticated). The private link starts a REST snapshot round."""
@@ -192,12 +218,11 @@ class DataPlane:
 
     def deadline(self) -> float | None:
         """When `tick` next has something to do (None: nothing is scheduled)."""
-        times = [
-            t
-            for t in (self._interest.deadline(), self._join.deadline(), self._sync.deadline())
-            if t is not None
-        ]
-        return min(times) if times else None
+        soonest = None  # no list to build: the core asks after every input (docs/performance.md)
+        for when in (self._interest.deadline(), self._join.deadline(), self._sync.deadline()):
+            if when is not None and (soonest is None or when < soonest):
+                soonest = when
+        return soonest
 
     # ------------------------------------------------------------------------------------ commands
 
