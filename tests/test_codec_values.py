@@ -7,6 +7,7 @@ poisoned mark changes nothing and the next good one applies.
 
 from __future__ import annotations
 
+import decimal
 import json
 import typing
 from decimal import Decimal
@@ -20,9 +21,11 @@ from hypothesis import strategies as st
 
 from bybit_hybrid_core import Config, Credentials, Endpoints, PositionUpdate, ProtocolProblem
 from bybit_hybrid_core._codec import Message, TickerMessage, decode
+from bybit_hybrid_core._codec import frames as _frames
 from bybit_hybrid_core._codec import private as _codec_private
 from bybit_hybrid_core._codec import public as _codec_public
-from bybit_hybrid_core._codec.fields import RULES, check_values, market_key
+from bybit_hybrid_core._codec import vetting as _vetting
+from bybit_hybrid_core._codec.fields import RULES, Dec, check_values, explain
 from bybit_hybrid_core._errors import DecodeError
 from bybit_hybrid_core.testing import DEFAULT_START_MS, Simulation, Venue
 from repo_paths import SAMPLES
@@ -163,7 +166,10 @@ REFUSED = [
         position('"side":"Buy","size":5'),
         "position: data[0].size: expected a decimal string, not a bare number",
     ),
-    (position('"side":"Buy","size":"1","markPrice":1e999'), "position: data[0].markPrice: a bare number"),
+    (
+        position('"side":"Buy","size":"1","markPrice":1e999'),  # out of a float's range: worded the same
+        "position: data[0].markPrice: expected a decimal string, not a bare number",
+    ),
     (
         position('"side":"Buy","size":"1","markPrice":7'),
         "position: data[0].markPrice: expected a decimal string",
@@ -308,12 +314,111 @@ def test_every_decimal_field_is_declared_exactly_once(cls: type) -> None:
     assert rules.positive <= set(rules.nonneg)
 
 
-def test_signed_ticker_keys_are_told_apart_from_the_others_on_the_wire() -> None:
-    # market_suspect lets a minus through by key as the translated bytes show it (digits folded, lowered)
-    wire = {f.name: f.encode_name for f in msgspec.structs.fields(_codec_public.TickerData)}
-    rules = RULES[_codec_public.TickerData]
-    signed = {market_key(wire[name]) for name in rules.signed}
-    assert not signed & {market_key(wire[name]) for name in rules.nonneg}
+def test_a_good_frame_is_decoded_once_and_never_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 14: one typed decode, then one pass over its Decimals. The untyped decode and the walk are for
+    # refusals (to name them) and for what the generated checker leaves open; real frames reach neither.
+    calls: list[str] = []
+    untyped = _frames._UNTYPED
+
+    class Counting:
+        def decode(self, data: bytes | str) -> Any:
+            calls.append("untyped decode")
+            return untyped.decode(data)
+
+    def walk(obj: msgspec.Struct, raw: Any = None, path: str = "") -> str | None:
+        calls.append(f"walk {type(obj).__name__}")
+        return check_values(obj)
+
+    monkeypatch.setattr(_frames, "_UNTYPED", Counting())
+    monkeypatch.setattr(_vetting, "check_values", walk)
+    for path in TOPIC_SAMPLES:
+        frame = json.dumps(json.loads(path.read_bytes()), separators=(",", ":")).encode()
+        decode(frame)
+        assert calls == [], (path.name, calls)
+    with pytest.raises(DecodeError):
+        decode(ticker('"markPrice":"-5"'))
+    assert calls == ["walk TickerMessage"]
+    with pytest.raises(DecodeError):
+        decode(book(b='[["1",2]]'))
+    assert calls[1:] == ["untyped decode"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        book(b='[["600000000000000000","1"]]', a='[["600000000000000000","1"]]'),  # each < 1e18, the sum not
+        ticker('"markPrice":"999999999999999999.9","lastPrice":"999999999999999999.9"'),
+        ticker('"basis":"-999999999999999999","fundingRate":"999999999999999999"'),
+    ],
+    ids=["book", "ticker", "signed"],
+)
+def test_what_the_checker_only_suspects_is_walked_and_accepted(frame: bytes) -> None:
+    msg = decode(frame)
+    assert violations(msg, json.loads(frame, parse_float=Decimal)) == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "text"),
+    [
+        # more than 18 places, even as trailing zeros or on a zero: the running sum's exponent shows them
+        (ticker('"lastPrice":"1.0000000000000000000"'), "tickers.BTCUSDT: data.lastPrice: expected a finite"),
+        (ticker('"bid1Size":"0E-30"'), "tickers.BTCUSDT: data.bid1Size: expected a finite"),
+        (ticker('"bid1Size":"0.0000000000000000000"'), "tickers.BTCUSDT: data.bid1Size: expected a finite"),
+        (book(a='[["5","1"],["6","0E-19"]]'), "orderbook.50.BTCUSDT: data.a[1][1]: expected a finite"),
+        (ticker('"fundingRate":"-0.00000000000000000001"'), "tickers.BTCUSDT: data.fundingRate: expected"),
+        (ticker('"basis":"-Infinity"'), "tickers.BTCUSDT: data.basis: expected a finite"),
+        (book(b='[["Infinity","1"]]'), "orderbook.50.BTCUSDT: data.b[0][0]: expected a finite"),
+        (book(b='[["1","sNaN"]]'), "orderbook.50.BTCUSDT: data.b[0][1]: expected a finite"),
+        (trade('"v":"1","p":"NaN"'), "publicTrade.BTCUSDT: data[0].p: expected a finite"),
+        (trade('"v":true,"p":"1"'), "publicTrade.BTCUSDT: data[0].v: expected a decimal string, got"),
+        (ticker('"markPrice":[1]'), "tickers.BTCUSDT: data.markPrice: expected a decimal string, got"),
+        (execution('"execPrice":"1","execQty":"1","extraFees":[{"fee":5}]'), "execution: data[0].extraFees"),
+    ],
+    ids=lambda v: v[:60].decode() if isinstance(v, bytes) else "",
+)
+def test_more_broken_numbers_are_refused(frame: bytes, text: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(frame)
+    assert str(info.value).startswith(text), str(info.value)
+
+
+@pytest.mark.parametrize("setting", ["low precision", "no traps", "every trap"])
+def test_the_verdicts_do_not_depend_on_the_threads_decimal_context(setting: str) -> None:
+    # The hot checks add in the thread's context (`vetting._exact`): a user's context may round, trap, or
+    # let NaN compare quietly; none of that may change what is accepted and what is refused.
+    good = [path.read_bytes() for path in TOPIC_SAMPLES]
+    good.append(book(b='[["63561.6","900000000000"],["63561.5","0.000000000000000001"]]'))
+    bad = [frame for frame, _ in REFUSED]
+    bad += [book(b='[["1.5","0.0000000000000000001"]]'), trade('"v":"1.5","p":"0.0000000000000000001"')]
+    expected = [str(_refused(frame)) for frame in bad]
+    with decimal.localcontext() as ctx:
+        if setting == "low precision":
+            ctx.prec = 6
+        for signal in (decimal.InvalidOperation, decimal.Inexact, decimal.Rounded, decimal.Overflow):
+            ctx.traps[signal] = setting == "every trap"
+        for frame in good:
+            decode(frame)
+        assert [str(_refused(frame)) for frame in bad] == expected
+
+
+def _refused(frame: bytes) -> DecodeError:
+    with pytest.raises(DecodeError) as info:
+        decode(frame)
+    return info.value
+
+
+class _Money(msgspec.Struct):
+    amount: Dec
+
+
+@pytest.mark.parametrize("number", [b"5", b"-5", b"0", b"1.5", b"-0.5", b"1e300"])
+def test_dec_refuses_a_bare_number_in_any_strict_decoder_in_our_words(number: bytes) -> None:
+    # The REST snapshot decodes PositionRow with its own decoder and words errors with `explain`.
+    with pytest.raises(msgspec.ValidationError) as info:
+        msgspec.json.decode(b'{"amount":' + number + b"}", type=_Money)
+    assert explain("answer", info.value) == "answer: amount: expected a decimal string, not a bare number"
+    quoted = msgspec.json.decode(b'{"amount":"' + number + b'"}', type=_Money)  # a string still decodes
+    assert quoted.amount == Decimal(number.decode())
 
 
 # ------------------------------------------------------------------------------ hypothesis: any frame

@@ -3,8 +3,9 @@
 For code that speaks Bybit's JSON itself (benchmarks, tests, a hand-written adapter, a recorder) rather than
 through `HybridCore`'s events: `decode(frame)` gives a `TickerMessage`, `OrderbookMessage`, ...,
 `OtherTopicMessage` or a control reply (`AuthReply`, `Pong`, `SubscribeReply`, `OpReply`, `TradeReply`),
-or raises `DecodeError` naming what was wrong; `encode_*` build the requests; `vet_numbers` is the number
-check `decode` runs on every message (exposed so its cost can be measured on its own, bench/bench_decode.py).
+or raises `DecodeError` naming what was wrong; `encode_*` build the requests; `vet_numbers(msg, topic)` is
+the number check `decode` runs on every decoded message, one pass over its Decimals (exposed so its cost can
+be measured on its own, bench/bench_decode.py).
 """
 
 from __future__ import annotations

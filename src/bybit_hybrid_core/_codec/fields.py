@@ -14,10 +14,9 @@ its field (BYBIT_V5.md §5: "All numbers are decimal strings"): `Decimal("NaN") 
 `1E+999999` overflows the first multiplication, a mark of `-5` prices every position wrong, and the core
 promises that remote garbage is a ProtocolProblem, never applied. The rules are data: each Struct module
 `register`s which of its fields are prices, sizes or amounts (>= 0), which must be positive and which may be
-negative, plus cross-field checks (a position's side against its size); `check_values` applies them in a
-walk. The walk costs a few µs, so market data walks only when cheap scans of the raw bytes say it might
-break a rule (`looks_suspect`: NaN/Infinity/exponents; `numbers_suspect`: bare numbers, long digit runs,
-minus signs on fields that must not have one); private messages, rare, are walked every time.
+negative, plus cross-field checks (a position's side against its size). The typed decode refuses what a
+type can refuse (`Dec`: a bare number; a string that is no decimal); `_codec.vetting` checks the values of
+what it produced, one pass per message; `check_values` walks a message to name the rule it breaks.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeAlias, Union
 
 import msgspec
 
@@ -35,6 +34,7 @@ __all__ = [
     "MAX_ADJUSTED",
     "MIN_EXPONENT",
     "RULES",
+    "Dec",
     "DecimalOrNone",
     "DecimalStr",
     "FieldRules",
@@ -43,11 +43,8 @@ __all__ = [
     "check_finite",
     "check_values",
     "dec_hook",
+    "error_path",
     "explain",
-    "looks_suspect",
-    "market_key",
-    "market_suspect",
-    "numbers_suspect",
     "register",
     "sane",
     "to_decimal",
@@ -109,12 +106,22 @@ class _MsMarker(metaclass=_Accepts):
     accepts = (int,)
 
 
+# msgspec decodes a `Decimal` from a JSON number as readily as from a string, has no option against it and
+# no value constraints for Decimal (0.23: "Can only set `gt` on a numeric type"; jcrist/msgspec#683). In a
+# union with `int` and `float`, though, a JSON number goes to those members and a string still to Decimal;
+# an impossible constraint (> 0 and < 0) makes them refuse every number, in C, at no cost to a string (the
+# union's decode costs the same as a plain Decimal's, measured). Strict decoders only: lax mode would parse
+# the string "5" as that int first and refuse it. The error path names the refusal in our words (`BARE`).
+_Bare = Annotated[int, msgspec.Meta(gt=0, lt=0)] | Annotated[float, msgspec.Meta(gt=0, lt=0)]
+
 if TYPE_CHECKING:
+    Dec: TypeAlias = Decimal
     DecimalStr: TypeAlias = Decimal
     DecimalOrNone: TypeAlias = Decimal | None
     IntOrNone: TypeAlias = int | None
     MsInt: TypeAlias = int
 else:
+    Dec = Union[Decimal, _Bare]  # noqa: UP007  (a runtime alias: `Decimal | _Bare` is an error before 3.12)
     DecimalStr = _DecimalStrMarker
     DecimalOrNone = _DecimalMarker
     IntOrNone = _IntMarker
@@ -166,115 +173,9 @@ def dec_hook(typ: type, value: Any) -> Any:
     convert = _CONVERT.get(typ)
     if convert is None:
         raise NotImplementedError(f"no decoder for {typ!r}")
-    # Bybit's "" means "not applicable" (BYBIT_V5.md §5 tickers, §6 position).
-    return None if value == "" else convert(value)
-
-
-# What is left of a frame once the characters of plain decimals are deleted, letters lowered and JSON
-# delimiters folded into `"`: keys, topic and non-numeric strings between quotes. A decimal that is
-# NaN/Infinity, has an exponent (quoted or a bare JSON number: `"e"` once digits are gone), or hides behind
-# an escape or non-ASCII digits (`Decimal` accepts any Unicode digit) leaves a trace here; the last two fold
-# into NUL, which cannot occur raw in JSON that msgspec accepted. One translate and four literal searches:
-# ~1 µs on a ticker delta, ~3 µs on a 50-level book; one alternation regex costs several times more, and
-# a compiled literal search beats `in` (both measured, bench/).
-_DELETE = b"0123456789.+-_ \t\r\n"
-_FOLD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ:,[]{}\\" + bytes(range(0x80, 0x100)),
-    b'abcdefghijklmnopqrstuvwxyz""""""' + b"\0" * 0x81,
-)
-_HUGE = 200_000
-_NAN = re.compile(b"nan").search
-_INF = re.compile(b"inf").search
-_EXP = re.compile(b'"e"').search
-
-
-def looks_suspect(data: bytes | str) -> bool:
-    """Cheap pre-check, run after a successful decode: could the frame hold a non-finite or absurdly
-    scaled decimal? False positives only cost a `check_finite` walk; there are no false negatives.
-    """
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if len(raw) > _HUGE:
-        return True  # a thousand-digit decimal needs no exponent; such frames are rare, walk them
-    s = raw.translate(_FOLD, _DELETE)
-    return bool(_NAN(s) or _INF(s) or _EXP(s) or b"\0" in s)
-
-
-# Bare numbers, long digit runs and minus signs, in one more translate: digits become `0`; `,` and `[` fold
-# into `:`, so every JSON number value (in an object or an array) starts right after a `:`; spaces, `_` and
-# `+` (which `Decimal` skips) go. Then a bare number is a `:0` or `:-`, a decimal of 19 digits or more (so
-# |x| >= 1e18 or more than 18 places) is a run of nineteen `0`s, and a negative decimal string is `"-` right
-# after `"key":`. One translate, two counts, one search: ~0.3 µs on a ticker delta (bench/bench_decode.py).
-_NUMS = bytes.maketrans(b"0123456789,[", b"0000000000::")
-_NUMS_DELETE = b" _+\t\r\n"
-_RUN = b"0" * (MAX_ADJUSTED + 2)
-
-
-def wire_key(name: str) -> bytes:
-    """A wire key as `numbers_suspect` sees it (digits folded to 0): "price24hPcnt" -> b"price00hPcnt"."""
-    return name.encode().translate(_NUMS)
-
-
-def numbers_suspect(raw: bytes, ints: int, signed: frozenset[bytes]) -> bool:
-    """Cheap pre-check of a decoded frame's raw bytes: could it break a number rule that `looks_suspect`
-    cannot see? True when it has more bare JSON numbers than `ints` (the integer fields the decoded message
-    actually holds: `ts`, `cs`, `u`, ...), a run of 19 digits, or a negative decimal string whose key is
-    not in `signed` (wire keys as `wire_key` makes them). No false negatives; a false positive costs a walk.
-    """
-    s = raw.translate(_NUMS, _NUMS_DELETE)
-    if s.count(b":0") + s.count(b":-") > ints or _RUN in s:
-        return True
-    i = s.find(b'"-')
-    while i >= 0:
-        # `"key":"-...`: the key ends two bytes back. Anything else (a level `[["-1"...`) needs the walk.
-        if s[i - 1] != 58 or s[i - 2] != 34 or s[s.rfind(b'"', 0, i - 2) + 1 : i - 2] not in signed:
-            return True
-        i = s.find(b'"-', i + 2)
-    return False
-
-
-# Tickers and books, the hot path, get one translate instead of two: they carry no hex ids, so digits can
-# stay (as `0`) and an exponent still shows, as `0e0` or `0e~`. Letters are lowered; digits, `.`, `+` and
-# `_` become `0`; `,` and `[` fold into `:` (so every number value follows a `:`); a `-` and every byte that
-# has no business in a compact ASCII market frame (whitespace, a backslash, non-ASCII) become `~`. Nothing
-# is deleted, so `t[i]` and `raw[i]` are the same byte. Then NaN/Infinity is `nan`/`inf`, an exponent
-# `0e0`/`0e~`, a bare number `:0` (or `:~`), a decimal of 19+ characters (digits and point) a run of
-# nineteen `0`s, and each `~` is a hyphen inside a word (`BTC-25JUN27`), the sign of a decimal string after
-# its key, or suspect. Literal regex searches beat `in`/`find` for multi-byte needles (measured); a
-# single-byte `find` is a memchr. About 0.3 µs more than `looks_suspect` alone on a ticker delta.
-_MARKET = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+_,[- \t\r\n\\" + bytes(range(0x80, 0x100)),
-    b"abcdefghijklmnopqrstuvwxyz" + b"0" * 13 + b"::" + b"~" * 0x86,
-)
-_EXP0 = re.compile(b"0e[0~]").search  # not "0e" alone: "tickers.ETHUSDT" is "tickers0ethusdt"
-_RUN0 = re.compile(b"0" * (MAX_ADJUSTED + 2)).search
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyz0")
-
-
-def market_key(name: str) -> bytes:
-    """A wire key as `market_suspect` sees it: "price24hPcnt" -> b"price00hpcnt"."""
-    return name.encode().translate(_MARKET)
-
-
-def market_suspect(raw: bytes, ints: int, signed: frozenset[bytes]) -> bool:
-    """`looks_suspect` and `numbers_suspect` in one translate, for compact ASCII market frames (tickers,
-    books): could a number in `raw` break a rule? `ints` and `signed` (keys as `market_key` makes them) as
-    for `numbers_suspect`. No false negatives; whitespace or escapes anywhere only cost a walk."""
-    if len(raw) > _HUGE:
-        return True
-    t = raw.translate(_MARKET)
-    if _NAN(t) or _INF(t) or _EXP0(t) or _RUN0(t) or t.count(b":0") > ints:
-        return True
-    i = t.find(b"~")
-    while i >= 0:
-        if raw[i] != 45:  # not a "-": whitespace, an escape or non-ASCII
-            return True
-        if t[i - 1] not in _WORD:  # a word's hyphen ("1e-5" too: its exponent was caught above)
-            if t[i - 1] != 34 or t[i - 2] != 58 or t[i - 3] != 34:
-                return True  # a bare negative (`:-5`) or a sign inside an array (`["-1"`)
-            if t[t.rfind(b'"', 0, i - 3) + 1 : i - 3] not in signed:
-                return True  # `"key":"-...` for a key that must not be negative
-        i = t.find(b"~", i + 1)
-    return False
+    # Bybit's "" means "not applicable" (BYBIT_V5.md §5 tickers, §6 position); a ticker's "" reaches here
+    # as null once `frames` has rewritten it.
+    return None if value == "" or value is None else convert(value)
 
 
 def check_finite(obj: object, path: str = "") -> str | None:
@@ -434,15 +335,31 @@ def check_values(obj: msgspec.Struct, raw: Any = _ABSENT, path: str = "") -> str
     return None
 
 
-def explain(where: str, exc: Exception) -> str:
-    """Turn msgspec's "Expected `str`, got `int` - at `$.data.s`" into "where: data.s: expected ..."."""
+# What msgspec says (0.23) when `_Bare` refuses a number: "Expected `int` >= 1", "Expected `float` < -0.0".
+# Only `Dec` carries numeric constraints in our Structs; should the wording change, msgspec's shows instead.
+_BARE_REFUSED = re.compile(r"expected `(int|float)` [<>]=? -?[01](\.0)?$")
+
+
+def error_path(exc: Exception) -> tuple[str, str]:
+    """Split msgspec's "Expected `str`, got `int` - at `$.data.s`" into its message and "data.s" (or "")."""
     text = str(exc)
     message, sep, path = text.rpartition(" - at `$")
     if not sep:
-        message, path = text, ""
-    path = path.rstrip("`").lstrip(".")
-    if message.lower().startswith("invalid decimal"):  # msgspec says "Invalid decimal string" (0.18-0.23)
+        return text, ""
+    return message, path.rstrip("`").lstrip(".")
+
+
+def explain(where: str, exc: Exception) -> str:
+    """Turn msgspec's "Expected `str`, got `int` - at `$.data.s`" into "where: data.s: expected ..."."""
+    message, path = error_path(exc)
+    lowered = message.lower()
+    if lowered.startswith("invalid decimal"):  # msgspec says "Invalid decimal string" (0.18-0.23)
         message = "expected a decimal string"
+    elif _BARE_REFUSED.match(lowered):  # `Dec`'s impossible int/float constraint: a bare number
+        message = BARE
+    elif "decimal" in lowered and ", got " in message:
+        # a money field holding a bool, list or object: msgspec lists the union `Dec` is made of
+        message = "expected a decimal string, got " + message.rpartition(", got ")[2]
     elif message.lower().startswith("number out of range"):  # a bare 1e999, refused before any hook runs
         message = "a bare number out of range (money fields are decimal strings)"
     if message[:1].isupper() and not message[1:2].isupper():

@@ -7,10 +7,10 @@ permissive `Envelope` and classify it in the order of BYBIT_V5.md "Practical con
 topic -> data; retCode/reqId -> trade reply; type COMMAND_RESP -> option subscribe ack; op -> control reply.
 The envelope pass also gives errors a correct name when the fast guess was wrong.
 
-Then every number is vetted (`_vet`): finite, sane magnitude, the right sign for its field, and a decimal
-string, not a bare JSON number (msgspec decodes both into `Decimal`). The rules live with the Structs
-(`register` in _codec_public/_codec_private); market data pays only cheap scans of the raw bytes unless
-they say a rule might be broken, private messages are always walked.
+Bare JSON numbers in money fields are refused by that decode itself (`fields.Dec`); then every Decimal
+of the message is vetted (`vetting.vet_numbers`): finite, sane magnitude, the right sign for its field, in
+one pass over the decoded message. The frame is decoded once; only a refusal decodes it again, untyped, to
+say in our words which field held a bare number.
 
 Whatever the input, `decode` returns a `Message` or raises `DecodeError`, whose text says what was wrong.
 """
@@ -18,7 +18,6 @@ Whatever the input, `decode` returns a `Message` or raises `DecodeError`, whose 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -34,17 +33,7 @@ from .control import (
     TradeReply,
     classify_control,
 )
-from .fields import (
-    RULES,
-    check_values,
-    dec_hook,
-    explain,
-    looks_suspect,
-    market_key,
-    market_suspect,
-    numbers_suspect,
-    wire_key,
-)
+from .fields import BARE, dec_hook, error_path, explain
 from .private import (
     ExecutionMessage,
     FastExecutionMessage,
@@ -59,9 +48,9 @@ from .public import (
     OldLiquidationMessage,
     OrderbookMessage,
     PublicTradeMessage,
-    TickerData,
     TickerMessage,
 )
+from .vetting import vet_numbers
 
 __all__ = [
     "PRIVATE_MESSAGES",
@@ -112,13 +101,13 @@ PUBLIC_MESSAGES: frozenset[type] = frozenset(
 Message = TopicMessage | ControlMessage
 
 
-def _decoder(typ: Any, strict: bool = True) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(typ, dec_hook=dec_hook, strict=strict)
+def _decoder(typ: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(typ, dec_hook=dec_hook)
 
 
-# Topic families by the topic's first dot-separated word (BYBIT_V5.md §5, §6). Tickers decode non-strict
-# so that `nextFundingTime:"1786665600000"` becomes an int natively.
-_TICKERS = _decoder(TickerMessage, strict=False)
+# Topic families by the topic's first dot-separated word (BYBIT_V5.md §5, §6). All strict: `Dec` needs it
+# (lax mode would parse "5" as the int it refuses); a ticker's string ints go through the hook.
+_TICKERS = _decoder(TickerMessage)
 _FAMILIES: dict[str, msgspec.json.Decoder[Any]] = {
     "tickers": _TICKERS,
     "orderbook": _decoder(OrderbookMessage),
@@ -181,9 +170,29 @@ def _typed(dec: msgspec.json.Decoder[Any], data: bytes | str) -> Any:
     try:
         return dec.decode(data)  # deltas rarely hold a "" (measured: skipping the rewrite pays)
     except msgspec.ValidationError:
-        if isinstance(data, str):
-            return dec.decode(_EMPTY_S.sub('":null', data))
-        return dec.decode(_EMPTY_B.sub(b'":null', data))
+        return dec.decode(_without_empty(data))
+
+
+def _without_empty(data: bytes | str) -> bytes | str:
+    return _EMPTY_S.sub('":null', data) if isinstance(data, str) else _EMPTY_B.sub(b'":null', data)
+
+
+def _retry_empty(dec: msgspec.json.Decoder[Any], refusal: DecodeError, data: bytes | str, topic: str) -> Any:
+    """The message `refusal` refused, decoded again without its "" fields, if that is what broke it.
+
+    msgspec parses a Decimal in the thread's decimal context: where that does not trap InvalidOperation,
+    `Decimal("")` is NaN, not an error, so a ticker's "" never triggered `_typed`'s rewrite and a "not
+    applicable" field would be refused as NaN. The error path tries the rewrite before refusing.
+    """
+    rewritten = _without_empty(data) if dec is _TICKERS else data
+    if rewritten == data:
+        raise refusal
+    try:
+        msg = dec.decode(rewritten)
+    except msgspec.DecodeError:
+        raise refusal from None
+    vet_numbers(msg, topic)
+    return msg
 
 
 def _fast(data: bytes | str) -> Any:
@@ -206,106 +215,79 @@ def _fast(data: bytes | str) -> Any:
         return None
     dec, topic = entry
     try:
-        msg = _typed(dec, data)
+        msg = dec.decode(data)  # `_typed`, inlined: this runs for every message
+    except msgspec.ValidationError:
+        try:
+            msg = dec.decode(_without_empty(data)) if dec is _TICKERS else None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        if msg is None:
+            return None  # the envelope pass names the real topic and the real problem
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None  # the envelope pass names the real topic and the real problem
+        return None
     if msg.topic != topic or type(msg) is OldLiquidationMessage:
         return None
-    vet_numbers(msg, data, topic)
+    try:
+        vet_numbers(msg, topic)
+    except DecodeError as refusal:
+        return _retry_empty(dec, refusal, data, topic)
     return msg
 
 
-def _finish(msg: Any, data: bytes | str, topic: str) -> TopicMessage:
-    vet_numbers(msg, data, topic)
+def _finish(dec: msgspec.json.Decoder[Any], msg: Any, data: bytes | str, topic: str) -> TopicMessage:
+    try:
+        vet_numbers(msg, topic)
+    except DecodeError as refusal:
+        msg = _retry_empty(dec, refusal, data, topic)
     if isinstance(msg, OldLiquidationMessage):
         msg = msg.convert()
     result: TopicMessage = msg
     return result
 
 
-# ------------------------------------------------------------------------------------- vetting numbers
-# Market data is the hot path: a gate per family says, from the decoded message and its raw bytes, whether
-# a rule might be broken; only then is the message walked. Each gate counts the integer fields the message
-# really holds (bare JSON numbers that are legitimate: `ts`, `cs`, `u`, `T`...), so any other bare number
-# trips `numbers_suspect`, and names the keys whose values may be negative. A ticker's mark must be > 0:
-# one attribute, checked directly.
-
-
-def _signed_keys(*classes: type, market: bool = False) -> frozenset[bytes]:
-    return frozenset(
-        market_key(f.encode_name) if market else wire_key(f.encode_name)
-        for cls in classes
-        for f in msgspec.structs.fields(cls)
-        if f.name in RULES[cls].signed
-    )
-
-
-_TICKER_SIGNED = _signed_keys(TickerData, market=True)
-_NONE: frozenset[bytes] = frozenset()
-
-
-def _ticker_gate(msg: TickerMessage, raw: bytes) -> bool:
-    if market_suspect(raw, 1 if msg.cs is None else 2, _TICKER_SIGNED):  # ts, cs
-        return True
-    mark = msg.data.mark_price  # finite now: a NaN would have shown as `nan` (and `NaN > 0` raises)
-    return mark.__class__ is Decimal and not mark > 0  # UNSET and None skip it
-
-
-def _book_gate(msg: OrderbookMessage, raw: bytes) -> bool:
-    d = msg.data  # ts, u, cts, seq (an absent seq is 0; a sent 0 only costs a walk)
-    return market_suspect(raw, 2 + (msg.cts is not None) + (d.seq != 0), _NONE)
-
-
-def _trade_gate(msg: PublicTradeMessage, raw: bytes) -> bool:
-    # Every Decimal of a trade came through the hook (finite, sane, a string): only signs are left.
-    for t in msg.data:
-        if t.size < 0 or t.price < 0:
-            return True
-        mark, index = t.mark_price, t.index_price  # options only
-        if (mark is not None and mark < 0) or (index is not None and index < 0):
-            return True
-    return False
-
-
-def _kline_gate(msg: KlineMessage, raw: bytes) -> bool:
-    ints = 1 + 3 * len(msg.data)  # ts; start, end, timestamp per candle
-    return looks_suspect(raw) or numbers_suspect(raw, ints, _NONE)
-
-
-def _liquidation_gate(msg: LiquidationMessage | OldLiquidationMessage, raw: bytes) -> bool:
-    ints = 1 + (len(msg.data) if isinstance(msg.data, tuple) else 1)  # ts; T (updatedTime) per row
-    return looks_suspect(raw) or numbers_suspect(raw, ints, _NONE)
-
-
-_GATES: dict[type, Callable[[Any, bytes], bool]] = {
-    TickerMessage: _ticker_gate,
-    OrderbookMessage: _book_gate,
-    PublicTradeMessage: _trade_gate,
-    KlineMessage: _kline_gate,
-    LiquidationMessage: _liquidation_gate,
-    OldLiquidationMessage: _liquidation_gate,
-}
+# ------------------------------------------------------------------------------------------ refusals
 # Untyped, for telling strings from bare numbers: floats as Decimal, so that `1e999` (out of a float's range,
 # which msgspec refuses untyped) still decodes, as what it is: not a string.
 _UNTYPED = msgspec.json.Decoder(float_hook=Decimal)
-_WALKED = (
-    PositionMessage, OrderMessage, ExecutionMessage, FastExecutionMessage, WalletMessage, GreeksMessage,
-)  # fmt: skip
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+|\.\.\.)\]")
 
 
-def vet_numbers(msg: Any, data: bytes | str, topic: str) -> None:
-    """Raise DecodeError if a number in `msg` breaks its field's rule (see `_codec.fields.check_values`)."""
-    gate = _GATES.get(type(msg))
-    if gate is None and not isinstance(msg, _WALKED):
-        return  # OtherTopicMessage: raw data, nothing typed
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if gate is not None and not gate(msg, raw):
-        return
-    # The untyped decode tells a decimal string from a bare number; the typed decode already passed, so it
-    # is valid JSON.
-    bad = check_values(msg, _UNTYPED.decode(raw))
-    if bad is not None:
-        raise DecodeError(f"{topic}: {bad}")
+def _bare_at(doc: Any, path: str) -> str | None:
+    """`path` (msgspec's, "data.b[0][1]"; a dict value is "[...]") with dict keys named, if the value there
+    in the untyped `doc` is a bare JSON number; else None."""
+    named = ""
+    for match in _STEP.finditer(path):
+        key, index = match.groups()
+        if index == "...":  # some value of a dict: the first bare one (Bybit's maps are small)
+            if type(doc) is not dict:
+                return None
+            key = next((k for k, v in doc.items() if type(v) in (int, Decimal)), None)
+            if key is None:
+                return None
+        if key is not None:
+            if type(doc) is not dict or key not in doc:
+                return None
+            doc, named = doc[key], f"{named}.{key}" if named else key
+        else:
+            i = int(index)
+            if type(doc) is not list or i >= len(doc):
+                return None
+            doc, named = doc[i], f"{named}[{i}]"
+    return named if type(doc) in (int, Decimal) else None
+
+
+def _refusal(where: str, exc: msgspec.DecodeError, data: bytes | str) -> str:
+    """Our words for a failed typed decode: a bare number in a money field (refused by `Dec`) by its path,
+    anything else as `explain` puts it. The error path only: this decodes the frame once more."""
+    if isinstance(exc, msgspec.ValidationError):
+        path = error_path(exc)[1]
+        try:
+            bare = _bare_at(_UNTYPED.decode(data), path) if path else None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            bare = None
+        if bare is not None:
+            return f"{where}: {bare}: {BARE}"
+    return explain(where, exc)
 
 
 def _utf8_fault(data: bytes | str) -> str | None:
@@ -332,11 +314,12 @@ def _slow(data: bytes | str) -> Message:
         raise DecodeError("not JSON: nested too deeply") from None
     if env.topic is None:
         return classify_control(env)
+    dec = _decoder_for(env.topic)
     try:
-        msg = _typed(_decoder_for(env.topic), data)
+        msg = _typed(dec, data)
     except msgspec.DecodeError as exc:
-        raise DecodeError(explain(env.topic, exc)) from None
-    return _finish(msg, data, env.topic)
+        raise DecodeError(_refusal(env.topic, exc, data)) from None
+    return _finish(dec, msg, data, env.topic)
 
 
 def decode(data: bytes | str) -> Message:

@@ -6,12 +6,10 @@ default to None (or "", 0, False), so both still decode. Millisecond times sent 
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import msgspec
 from msgspec import field
 
-from .fields import DecimalOrNone, IntOrNone, MsInt, register
+from .fields import Dec, DecimalOrNone, IntOrNone, MsInt, register
 
 __all__ = [
     "ExecutionMessage",
@@ -43,7 +41,7 @@ class PositionRow(_Row, frozen=True, kw_only=True):
     category: str = ""
     symbol: str
     side: str = ""  # "Buy" | "Sell" | "" | "None"
-    size: Decimal
+    size: Dec
     position_idx: int = 0  # 0 one-way, 1 hedge Buy, 2 hedge Sell
     seq: int = -1
     updated_time: MsInt = 0
@@ -103,7 +101,7 @@ class OrderRow(_Row, frozen=True, kw_only=True):
     cum_exec_qty: _DN = None
     cum_exec_value: _DN = None
     cum_exec_fee: _DN = None
-    cum_fee_detail: dict[str, Decimal] = {}
+    cum_fee_detail: dict[str, Dec] = {}
     closed_pnl: _DN = None
     time_in_force: str = ""
     cancel_type: str = ""
@@ -160,8 +158,8 @@ class ExecutionRow(_Row, frozen=True, kw_only=True):
     order_id: str
     order_link_id: str = ""
     side: str
-    exec_price: Decimal
-    exec_qty: Decimal
+    exec_price: Dec
+    exec_qty: Dec
     exec_type: str = "Trade"
     exec_value: _DN = None
     exec_fee: _DN = None
@@ -198,8 +196,8 @@ class FastExecutionRow(_Row, frozen=True, kw_only=True):
     order_id: str
     order_link_id: str = ""  # always "" for maker fills
     side: str
-    exec_price: Decimal
-    exec_qty: Decimal
+    exec_price: Dec
+    exec_qty: Dec
     exec_time: MsInt = 0
     is_maker: bool = False
     seq: int = -1

@@ -9,12 +9,11 @@ is the bulk of all allocations (a few % faster, bench/bench_decode.py).
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 import msgspec
 from msgspec import UNSET, UnsetType, field
 
-from .fields import DecimalOrNone, DecimalStr, register
+from .fields import Dec, DecimalOrNone, IntOrNone, register
 
 __all__ = [
     "Kline",
@@ -31,8 +30,9 @@ __all__ = [
 ]
 
 # Plain types, no hook: `decode` rewrites Bybit's `"key":""` to `"key":null` before decoding a ticker, so
-# msgspec's native (C) Decimal parsing does the work; 3x faster than a dec_hook per field (bench/).
-_D = Decimal | None | UnsetType
+# msgspec's native (C) Decimal parsing does the work; 3x faster than a dec_hook per field (bench/). `Dec`
+# is Decimal for the type checker and refuses a bare JSON number in the decode (`fields.Dec`).
+_D = Dec | None | UnsetType
 
 
 class TickerData(
@@ -62,9 +62,9 @@ class TickerData(
     single_open_interest_value: _D = UNSET
     turnover24h: _D = UNSET
     volume24h: _D = UNSET
-    next_funding_time: int | UnsetType | None = UNSET  # ms
+    next_funding_time: IntOrNone | UnsetType = UNSET  # ms, sent as a string: through the hook (snapshots)
     funding_rate: _D = UNSET
-    funding_interval_hour: int | UnsetType | None = UNSET
+    funding_interval_hour: IntOrNone | UnsetType = UNSET
     funding_cap: _D = UNSET
     bid1_price: _D = UNSET
     bid1_size: _D = UNSET
@@ -110,7 +110,7 @@ class TickerMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     id: str | None = None  # options only
 
 
-Level = tuple[Decimal, Decimal]
+Level = tuple[Dec, Dec]
 
 
 class OrderbookData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -140,10 +140,8 @@ class PublicTrade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     time: int = field(name="T")
     symbol: str = field(name="s")
     side: str = field(name="S")
-    # Through the hook, not msgspec's native Decimal: the hook refuses bare numbers and insane values
-    # itself, so a trade frame (hex trade ids defeat the cheap byte scans) needs no scan, only signs.
-    size: DecimalStr = field(name="v")
-    price: DecimalStr = field(name="p")
+    size: Dec = field(name="v")
+    price: Dec = field(name="p")
     tick_direction: str | None = field(default=None, name="L")
     trade_id: str = field(default="", name="i")
     block_trade: bool = field(default=False, name="BT")
@@ -171,12 +169,12 @@ class Kline(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     start: int
     end: int
     interval: str
-    open: Decimal
-    close: Decimal
-    high: Decimal
-    low: Decimal
-    volume: Decimal
-    turnover: Decimal
+    open: Dec
+    close: Dec
+    high: Dec
+    low: Dec
+    volume: Dec
+    turnover: Dec
     confirm: bool
     timestamp: int
 
@@ -196,8 +194,8 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     time: int = field(name="T")
     symbol: str = field(name="s")
     side: str = field(name="S")
-    size: Decimal = field(name="v")
-    price: Decimal = field(name="p")
+    size: Dec = field(name="v")
+    price: Dec = field(name="p")
 
 
 class LiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -213,8 +211,8 @@ class _OldLiquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False, renam
     updated_time: int
     symbol: str
     side: str
-    size: Decimal
-    price: Decimal
+    size: Dec
+    price: Dec
 
 
 class OldLiquidationMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
