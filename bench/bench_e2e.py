@@ -47,6 +47,7 @@ import argparse
 import array
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import json
 import os
@@ -73,6 +74,7 @@ HOST = "127.0.0.1"
 CPU = time.process_time
 WALL = time.perf_counter
 CLOCK = time.perf_counter_ns
+HANG_AFTER = 300.0  # seconds one contender's run may take
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -112,7 +114,7 @@ class Server:
                "--messages", str(messages), "--seed", str(seed)]  # fmt: skip
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline().split()
         if line[:1] != ["READY"]:
@@ -192,10 +194,15 @@ def c_pybit(run: Run) -> Result:
         gc.collect()
         c0, w0 = CPU(), WALL()
         ws.trade_stream(symbol=END_TOPIC.split(".")[1], callback=on_end)
-        if not done.wait(600):
-            raise TimeoutError("pybit: no end marker")
+        while not done.wait(5.0):
+            if not ws.wst.is_alive():
+                raise ConnectionError(f"pybit: its thread ended before the end marker ({count} messages)")
     finally:
-        ws.exit()
+        closer = threading.Thread(target=ws.exit, daemon=True)  # exit() waits for its socket to go, unbounded
+        closer.start()
+        closer.join(10)
+        if closer.is_alive():
+            print("  note: pybit's WebSocket.exit() did not return within 10 s; left behind", flush=True)
     return Result(count, times["cpu"] - c0, times["wall"] - w0)
 
 
@@ -214,7 +221,6 @@ class _CcxtClient:
         self.rejections: dict[str, Any] = {}
         self.on_message_callback = on_message
         self.last_message_at = 0
-        self.handle_text_or_binary_message: Callable[[Any], None] = self.on_message_callback
 
     def resolve(self, result: Any, message_hash: str) -> Any:
         future = self.futures.pop(message_hash, None)
@@ -250,7 +256,7 @@ async def c_ccxt(run: Run) -> Result:
     from ccxt.async_support.base.ws.client import Client
 
     exchange = _ccxt_exchange(run.symbols)
-    client = _CcxtClient(exchange.handle_message)
+    client = _CcxtClient(exchange.handle_message)  # with ccxt's own handle_text_or_binary_message:
     client.handle_text_or_binary_message = MethodType(Client.handle_text_or_binary_message, client)
     handle = Client.handle_message
     end = '{"topic":"' + END_TOPIC + '"'
@@ -476,6 +482,14 @@ class Contender:
         return [name for name in self.needs if util.find_spec(name) is None]
 
     def __call__(self, run: Run) -> Result:
+        # a contender that hangs (no end marker) ends the bench with every thread's stack, not silently
+        faulthandler.dump_traceback_later(HANG_AFTER, exit=True)
+        try:
+            return self._run(run)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _run(self, run: Run) -> Result:
         gc.collect()
         if self.key == "anyio":
             import anyio

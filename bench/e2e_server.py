@@ -28,6 +28,7 @@ import json
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -210,6 +211,12 @@ def _serve(sock: socket.socket, ctx: ssl.SSLContext, frames: list[bytes], scratc
         sock.close()
 
 
+def _exit_with_parent() -> None:
+    """The bench holds our stdin open: when it ends, however it ends, so does the server."""
+    sys.stdin.read()
+    os._exit(0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--scratch", required=True)
@@ -222,6 +229,7 @@ def main() -> None:
     frames = [frame(m) for m in make_stream(args.messages, args.seed).messages]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(args.scratch, "server.pem"), os.path.join(args.scratch, "server.key"))
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     listener = socket.create_server((HOST, 0), backlog=16)
     print(f"READY {listener.getsockname()[1]}", flush=True)
     while True:
