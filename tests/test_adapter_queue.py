@@ -218,3 +218,60 @@ def test_bounded_and_lossless_for_what_matters(ops: list[tuple[str, str]], limit
     for key, event in last.items():
         assert [e for e in out if conflation_key(e) == key][-1] == event
     assert [sent.index(e) for e in out] == sorted(sent.index(e) for e in out)  # order kept
+
+
+# ------------------------------------------------------------------------- the loop's inbox (async adapters)
+
+
+def test_the_inbox_hands_over_everything_at_once_and_waits_only_to_sleep() -> None:
+    import asyncio
+
+    from bybit_hybrid._queue import Inbox
+
+    async def main() -> None:
+        inbox: Inbox[int] = Inbox(2, asyncio.Event)
+        inbox.post_nowait(1)
+        await inbox.wait()  # something pending: returns at once
+        assert inbox.take() == [1] and inbox.take() == [] and not inbox
+
+        async def later() -> None:
+            await asyncio.sleep(0)
+            for i in range(4):  # past the limit: the last two wait until the loop takes
+                await inbox.post(i)
+
+        poster = asyncio.create_task(later())
+        await inbox.wait()
+        await asyncio.sleep(0)
+        assert inbox.take() == [0, 1]  # the posts past the limit waited
+        await asyncio.sleep(0)
+        assert inbox.take() == [2, 3]
+        await poster
+        inbox.post_nowait(9)
+        inbox.close()
+        inbox.post_nowait(10)  # closed: dropped
+        await inbox.wait()  # closed: never sleeps
+        assert inbox.take() == [9]
+        await inbox.post(11)  # nor does posting
+        assert inbox.take() == []
+
+    asyncio.run(main())
+
+
+def test_closing_the_inbox_wakes_the_loop_and_a_waiting_poster() -> None:
+    import asyncio
+
+    from bybit_hybrid._queue import Inbox
+
+    async def main() -> None:
+        inbox: Inbox[int] = Inbox(1, asyncio.Event)
+        sleeper = asyncio.create_task(inbox.wait())
+        await asyncio.sleep(0)
+        inbox.post_nowait(1)
+        poster = asyncio.create_task(inbox.post(2))  # full: waits
+        await asyncio.sleep(0)
+        assert not poster.done()
+        inbox.close()
+        await asyncio.wait_for(asyncio.gather(sleeper, poster), 5)
+        assert inbox.take() == [1]
+
+    asyncio.run(main())

@@ -93,3 +93,56 @@ def test_calls_after_stop_still_answer(served: ServedExchange) -> None:
     stream.stop()
     # With the loop gone the call runs here; were it posted to the dead loop it would time out and raise.
     assert stream.call(lambda core: core.status()[Link.PRIVATE].link, timeout=0.01) is Link.PRIVATE
+
+
+def test_one_read_takes_every_record_the_socket_holds_then_the_end_of_stream() -> None:
+    """The threaded transport decrypts through a memory BIO: many TLS records (a venue sends one per message)
+    come out of one `read()` as one chunk, and a close without close_notify (Bybit's) is a plain end."""
+    import os
+    import selectors
+    import socket
+    import ssl
+
+    import trustme
+    from bybit_hybrid._sockets import Dialed, SelectorSocket, _handshake
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    ours, theirs = socket.socketpair()
+    ours.settimeout(5)
+    served: list[ssl.SSLSocket] = []
+    accept = threading.Thread(
+        target=lambda: served.append(server_ctx.wrap_socket(theirs, server_side=True)), daemon=True
+    )
+    accept.start()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    _handshake(ours, tls, incoming, outgoing)
+    accept.join(5)
+    ours.setblocking(False)
+    selector = selectors.DefaultSelector()
+    io = SelectorSocket(selector, Dialed(ours, tls, incoming, outgoing), owner="conn")
+    try:
+        io.write(b"hello")
+        assert served[0].recv(5) == b"hello"
+        for i in range(50):
+            served[0].sendall(b"message %02d;" % i)  # one record each
+        expected = b"".join(b"message %02d;" % i for i in range(50))
+        got = b""
+        while len(got) < len(expected):  # on loopback they are all there at once, but do not rely on it
+            selector.select(5)
+            got += b"".join(io.read())
+        assert got == expected
+        os.close(served[0].detach())  # gone without a close_notify (no SSL_shutdown), as Bybit goes
+        chunks: list[bytes] = []
+        while not chunks:
+            selector.select(5)
+            chunks = io.read()
+        assert chunks == [b""]
+        assert not selector.get_map()  # no longer watched for reads
+    finally:
+        io.close()
+        selector.close()

@@ -7,26 +7,33 @@
 Per connection one task dials (TCP, then TLS with SNI and verification for wss://) and reads; the loop
 feeds every input with `anyio.current_time()` to the core, performs its actions and sleeps until the next
 input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.AsyncMailbox`).
+
+What a read costs is paid per read, not per message: a live venue sends each message in its own TLS record,
+and anyio's `TLSStream.receive` hands back one record per call (it is one `SSLObject.read`), so the reader
+decrypts every further record already in hand (`_drain`) before it posts one item, the loop feeds every
+item already posted before it polls the core once, and the application gets one batch per poll. anyio has
+no `receive_nowait` on byte streams (agronholm/anyio#482), hence the `SSLObject` read (a public typed
+attribute, `TLSAttribute.ssl_object`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 from anyio.abc import ByteStream, TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.tls import TLSAttribute
 
 from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
 
 from ._commands import Commands
 from ._links import Links
 from ._net import LinkStats, anyio_connect, describe, target
-from ._queue import AsyncMailbox
+from ._queue import AsyncMailbox, Inbox
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
@@ -36,6 +43,30 @@ __all__ = ["HybridStream"]
 
 log = logging.getLogger("bybit_hybrid")
 Item = tuple[str, Any, Any, Any]  # (kind, link, connection or request, payload)
+
+_READ = 262_144  # one read takes what the transport holds (asyncio's selector reads up to 256 KiB at once)
+
+
+def _drain(tls: ssl.SSLObject, data: bytes) -> tuple[bytes, BaseException | None]:
+    """`data` (one record's plaintext, just received) and every further record the TLS object already holds,
+    decrypted without waiting: what one socket read brought in, as one chunk.
+
+    Returns the chunk and what ended the drain if it was not "no whole record left": `anyio.EndOfStream`
+    for an end of stream (a close_notify, or the peer's plain close: Bybit sends no close_notify, and
+    `anyio_connect` asks for the same leniency) or the TLS error (a bad record), to be raised once the
+    chunk is fed. The next `receive()` flushes whatever the read left to send (a TLS 1.3 KeyUpdate).
+    """
+    chunks = [data]
+    try:
+        while more := tls.read(_READ):
+            chunks.append(more)
+        failure: BaseException | None = anyio.EndOfStream()  # b"": the peer's close_notify
+    except ssl.SSLWantReadError:  # the rest is still on its way: the usual end
+        failure = None
+    except ssl.SSLError as exc:
+        unexpected_eof = isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in (exc.strerror or "")
+        failure = anyio.EndOfStream() if unexpected_eof else exc
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), failure
 
 
 def _cause(exc: Exception) -> BaseException:
@@ -75,7 +106,7 @@ class HybridStream(Commands):
         self._live = LiveWatch(self.settings.config, self.core.status)
         self._tg: TaskGroup | None = None
         self._tasks: TaskGroup | None = None
-        self._tx: MemoryObjectSendStream[Item] | None = None
+        self._inbox: Inbox[Item] = Inbox(256, anyio.Event)
 
     def __repr__(self) -> str:
         state = "closed" if self._mailbox.closed else "running" if self._tg else "new"
@@ -87,10 +118,9 @@ class HybridStream(Commands):
         started = anyio.current_time()
         self._wall = WallClock(started)
         self.core.start(started, self._wall.wall_ms())  # commands work from here on
-        self._tx, rx = anyio.create_memory_object_stream[Item](256)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._run, rx)
+        self._tg.start_soon(self._run)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -99,8 +129,7 @@ class HybridStream(Commands):
                 self._tg.cancel_scope.cancel()
                 await self._tg.__aexit__(None, None, None)  # re-raises an outer cancellation, hence finally
         finally:
-            if self._tx is not None:
-                self._tx.close()
+            self._inbox.close()
 
     def __aiter__(self) -> HybridStream:
         return self
@@ -144,46 +173,48 @@ class HybridStream(Commands):
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller
-        # A full inbox means the loop polls soon anyway; a closed one, that nobody will.
-        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            if self._tx is not None:
-                self._tx.send_nowait(("poll", None, None, None))
+        if not self._inbox:  # else the loop polls soon anyway (a closed inbox drops it: nobody will)
+            self._inbox.post_nowait(("poll", None, None, None))
 
     # ------------------------------------------------------------------------------------------ the loop
 
-    async def _run(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
-        async with anyio.create_task_group() as tasks, inbox:
+    async def _run(self) -> None:
+        async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             failure = None
             try:
-                await self._loop(inbox)
+                await self._loop(self._inbox)
             except Exception as exc:  # a bug, not the network: surface it to the application
                 log.exception("bybit_hybrid loop failed")
                 failure = exc
             finally:
                 tasks.cancel_scope.cancel()  # every connection task closes its socket on the way out
+                self._inbox.close()
                 self._mailbox.close(failure)
                 self._live.close(failure)
 
-    async def _loop(self, inbox: MemoryObjectReceiveStream[Item]) -> None:
+    async def _loop(self, inbox: Inbox[Item]) -> None:
         clock, core = anyio.current_time, self.core
+        now = clock()
         while True:
-            wall = self._wall.stepped(clock())
+            wall = self._wall.stepped(now)
             if wall is not None:  # a suspend or an NTP step: auth and REST times must follow
-                core.clock(clock(), wall)
+                core.clock(now, wall)
             out = core.poll()
             for action in out.actions:
                 await self._perform(action)
             if out.events:
                 self._mailbox.put(out.events)
                 self._live.observe(out.events)  # lifecycle log lines, wait_live
-            item = None
-            with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
-                item = await inbox.receive()
-            if item is None:
-                core.tick(max(clock(), out.deadline or 0.0))  # an early wake-up is still due
-            else:
-                self._feed(*item, now=clock())
+            if not inbox:  # (posted while an action was sent: no need to sleep, nor a cancel scope)
+                with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
+                    await inbox.wait()
+            now = clock()
+            items = inbox.take()  # every read since the last poll: one poll, one hand-off for them all
+            if not items:
+                core.tick(max(now, out.deadline or 0.0))  # an early wake-up is still due
+            for item in items:
+                self._feed(*item, now=now)
 
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
@@ -211,27 +242,28 @@ class HybridStream(Commands):
             case FetchPositions(request=request, timeout=timeout):
                 self._tasks.start_soon(self._fetch, request, timeout)
 
-    async def _post(self, item: Item) -> None:
-        assert self._tx is not None
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):  # shutting down
-            await self._tx.send(item)
-
     async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
         with conn.scope:
             try:
                 where = target(url)
                 with anyio.fail_after(self.settings.connect_timeout):
-                    conn.stream = await anyio_connect(where, self.settings.ssl_context)
-                await self._post(("up", link, conn, None))
-                while True:
+                    conn.stream = stream = await anyio_connect(where, self.settings.ssl_context)
+                await self._inbox.post(("up", link, conn, None))
+                tls: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)
+                failure: BaseException | None = None
+                while failure is None:
                     try:
-                        data = await conn.stream.receive()
+                        data = await stream.receive(_READ)
                     except anyio.EndOfStream:
-                        await self._post(("data", link, conn, b""))
-                        return
-                    await self._post(("data", link, conn, data))
+                        break
+                    if tls is not None:
+                        data, failure = _drain(tls, data)
+                    await self._inbox.post(("data", link, conn, data))
+                if failure is not None and not isinstance(failure, anyio.EndOfStream):
+                    raise failure
+                await self._inbox.post(("data", link, conn, b""))  # end of stream: the core hangs up, redials
             except Exception as exc:
-                await self._post(("lost", link, conn, describe(_cause(exc))))
+                await self._inbox.post(("lost", link, conn, describe(_cause(exc))))
             finally:
                 if conn.stream is not None:
                     with anyio.CancelScope(shield=True):
@@ -239,4 +271,4 @@ class HybridStream(Commands):
 
     async def _fetch(self, request: Any, timeout: float) -> None:
         answer = await fetch_anyio(request, self.settings.ssl_context, timeout)
-        await self._post(("rest", None, request, answer))
+        await self._inbox.post(("rest", None, request, answer))

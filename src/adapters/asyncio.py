@@ -5,10 +5,13 @@
         async for event in stream:
             ...
 
-One task per connection dials (`asyncio.open_connection`: TLS with SNI and verification for wss://) and
-reads; the loop feeds inputs with `loop.time()` to the core, performs its actions and sleeps until the next
-input or `Output.deadline` (`asyncio.timeout_at`, the same clock). Writes are buffered by the transport,
-so the loop never blocks on a slow peer; a peer that stops reading is found by the core's pong deadline.
+A task per connection dials (`loop.create_connection`: TLS with SNI and verification for wss://); from then
+on the connection's `_Protocol` posts what the transport reads straight to the loop's inbox, with no task
+in between (asyncio's TLS layer already hands up everything one socket read decrypted, in one chunk). The
+loop feeds everything posted since it last ran with `loop.time()` to the core, polls once, performs the
+actions and sleeps until the next input or `Output.deadline` (`asyncio.timeout_at`, the same clock). Writes
+are buffered by the transport, so the loop never blocks on a slow peer; a peer that stops reading is found
+by the core's pong deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, Hybri
 from ._commands import Commands
 from ._links import Links
 from ._net import LinkStats, describe, target
-from ._queue import AsyncMailbox
+from ._queue import AsyncMailbox, Inbox
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
@@ -37,15 +40,48 @@ Item = tuple[str, Any, Any, Any]  # (kind, link, connection or request, payload)
 
 
 class _Conn:
-    __slots__ = ("task", "writer")
+    __slots__ = ("task", "transport")
 
     def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None  # dialing
+        self.transport: asyncio.Transport | None = None  # connected
 
     def close(self) -> None:
         if self.task is not None:
-            self.task.cancel()  # the task aborts the transport on its way out
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()  # no TLS goodbye: the core already sent its close frame
+
+
+class _Protocol(asyncio.Protocol):
+    """One connection's transport callbacks, each posted to the loop's inbox as it happens (nothing waits)."""
+
+    def __init__(self, post: Callable[[Item], None], link: Link, conn: _Conn) -> None:
+        self._post, self._link, self._conn = post, link, conn
+        self._ended = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._conn.transport = transport  # before any data_received, hence here and not after the dial
+        self._post(("up", self._link, self._conn, None))
+
+    def data_received(self, data: bytes) -> None:
+        self._post(("data", self._link, self._conn, data))
+
+    def eof_received(self) -> bool:
+        self._end(("data", self._link, self._conn, b""))  # the core hangs up and redials
+        return False  # and the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # After an end of stream, or our own abort (the connection is then no longer current), this is no
+        # news; else it is a reset or a TLS error (`exc`), or a close that came without an EOF first.
+        self._end(("data", self._link, self._conn, b"") if exc is None else
+                  ("lost", self._link, self._conn, describe(exc)))  # fmt: skip
+
+    def _end(self, item: Item) -> None:
+        if not self._ended:
+            self._ended = True
+            self._post(item)
 
 
 class HybridStream(Commands):
@@ -63,7 +99,7 @@ class HybridStream(Commands):
         self._mailbox = AsyncMailbox(self.settings.max_pending, asyncio.Event)
         self._live = LiveWatch(self.settings.config, self.core.status)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inbox: asyncio.Queue[Item] = asyncio.Queue(256)
+        self._inbox: Inbox[Item] = Inbox(256, asyncio.Event)
         self._run_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -136,8 +172,8 @@ class HybridStream(Commands):
 
     def _command(self, fn: Callable[[HybridCore], object]) -> None:
         fn(self.core)  # misuse raises here, at the caller
-        with contextlib.suppress(asyncio.QueueFull):  # a full inbox means the loop polls soon anyway
-            self._inbox.put_nowait(("poll", None, None, None))
+        if not self._inbox:  # else the loop polls soon anyway
+            self._inbox.post_nowait(("poll", None, None, None))
 
     # ------------------------------------------------------------------------------------------ the loop
 
@@ -155,28 +191,34 @@ class HybridStream(Commands):
                 for task in pending:
                     task.cancel()
                 _, pending = await asyncio.wait(pending, timeout=1.0)
+            self._links.close_all()  # abort every transport (their sockets close on the next iterations)
+            self._inbox.close()
             self._mailbox.close(failure)
             self._live.close(failure)
 
     async def _loop(self) -> None:
-        clock, core = asyncio.get_running_loop().time, self.core
+        clock, core, inbox = asyncio.get_running_loop().time, self.core, self._inbox
+        now = clock()
         while True:
-            wall = self._wall.stepped(clock())
+            wall = self._wall.stepped(now)
             if wall is not None:  # a suspend or an NTP step: auth and REST times must follow
-                core.clock(clock(), wall)
+                core.clock(now, wall)
             out = core.poll()
             for action in out.actions:
                 self._perform(action)
             if out.events:
                 self._mailbox.put(out.events)
                 self._live.observe(out.events)  # lifecycle log lines, wait_live
-            try:
-                async with asyncio.timeout_at(out.deadline):
-                    item = await self._inbox.get()
-            except TimeoutError:
-                core.tick(max(clock(), out.deadline or 0.0))  # an early wake-up is still due
-            else:
-                self._feed(*item, now=clock())
+            if not inbox:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(out.deadline):
+                        await inbox.wait()
+            now = clock()
+            items = inbox.take()  # every read since the last poll: one poll, one hand-off for them all
+            if not items:
+                core.tick(max(now, out.deadline or 0.0))  # an early wake-up is still due
+            for item in items:
+                self._feed(*item, now=now)
 
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
@@ -191,8 +233,8 @@ class HybridStream(Commands):
                 new.task = self._spawn(self._connection(link, new, url))
             case Send(link=link, data=data):
                 conn = self._links.get(link)
-                if conn is not None and conn.writer is not None and not conn.writer.is_closing():
-                    conn.writer.write(data)
+                if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.write(data)
             case Hangup(link=link):
                 self._links.close(link)
             case FetchPositions(request=request, timeout=timeout):
@@ -205,25 +247,22 @@ class HybridStream(Commands):
         return task
 
     async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
+        """Dial; from then on the connection's `_Protocol` reports (and `_Conn.close` aborts it)."""
+        loop = asyncio.get_running_loop()
         try:
             where = target(url)
             tls = self.settings.ssl_context if where.tls else None
-            async with asyncio.timeout(
-                self.settings.connect_timeout
-            ):  # not wait_for: 3.11's can eat a cancel
-                reader, conn.writer = await asyncio.open_connection(
-                    where.host, where.port, ssl=tls, server_hostname=where.host if tls else None
-                )
-            await self._inbox.put(("up", link, conn, None))
-            while data := await reader.read(65536):
-                await self._inbox.put(("data", link, conn, data))
-            await self._inbox.put(("data", link, conn, b""))
+            # asyncio.timeout, not wait_for: 3.11's wait_for can eat a cancel
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await loop.create_connection(
+                    lambda: _Protocol(self._inbox.post_nowait, link, conn), where.host, where.port,
+                    ssl=tls, server_hostname=where.host if tls else None,
+                )  # fmt: skip
         except Exception as exc:
-            await self._inbox.put(("lost", link, conn, describe(exc)))
+            await self._inbox.post(("lost", link, conn, describe(exc)))
         finally:
-            if conn.writer is not None:
-                conn.writer.transport.abort()  # no TLS goodbye: the core already sent its close frame
+            conn.task = None
 
     async def _fetch(self, request: RestRequest, timeout: float) -> None:
         answer = await fetch_asyncio(request, self.settings.ssl_context, timeout)
-        await self._inbox.put(("rest", None, request, answer))
+        await self._inbox.post(("rest", None, request, answer))

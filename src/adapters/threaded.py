@@ -177,7 +177,7 @@ class HybridStream(Commands):
                     self._wake_w.send(b"\0")
                 return
         if item[0] == "up":
-            item[3].close()  # the loop is gone: nobody will own this socket
+            item[3].close()  # the loop is gone: nobody will own this connection
         elif item[0] == "call":  # nobody else touches the core any more: run it here
             self._feed(*item, now=0.0)
 
