@@ -10,6 +10,7 @@ import enum
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 from ._errors import LocalProtocolError
@@ -23,6 +24,8 @@ __all__ = [
     "Environment",
     "HealthRules",
     "Link",
+    "Mode",
+    "Rollout",
     "Timings",
 ]
 
@@ -283,6 +286,83 @@ class HealthRules:
                 raise LocalProtocolError(f"HealthRules.{name} must be positive")
 
 
+class Mode(enum.StrEnum):
+    """Which source drives the application's position events: the rollout plan's steps, in order.
+
+    * `rest`: REST polling only, no WebSockets: the rollback target.
+    * `canary`: REST polling drives; the hybrid stream runs beside it, monitored (health, metrics), and
+      none of its events is delivered.
+    * `parallel`: as canary, and every REST poll is compared with the stream's mark at that moment.
+    * `cutover`: a stable share of symbols (`Rollout.share`) is driven by the stream, the rest by REST.
+    * `production`: the stream drives; REST is the fallback and a low-rate comparison.
+    """
+
+    REST = "rest"
+    CANARY = "canary"
+    PARALLEL = "parallel"
+    CUTOVER = "cutover"
+    PRODUCTION = "production"
+
+    @property
+    def rest_driven(self) -> bool:
+        """REST polling drives every position (the stream, if any, only runs beside it)."""
+        return self in (Mode.REST, Mode.CANARY, Mode.PARALLEL)
+
+    @property
+    def streams(self) -> bool:
+        """The WebSocket links run in this mode."""
+        return self is not Mode.REST
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rollout:
+    """How REST polling, the REST fallback, the comparison against REST and the automatic rollback behave.
+
+    Args:
+        share: in `cutover`, the share of symbols driven by the stream (a stable hash of the symbol, so the
+            same symbols stay on the stream when the share grows).
+        poll_interval: seconds between REST position polls while REST drives (and in the positions fallback).
+        positions_fallback_after: the private link down this long: positions are polled over REST until it
+            is back (`FallbackStarted(what="positions")`).
+        marks_fallback_after: an open position's mark stale this long (public link down, ticker refused):
+            its mark is polled over REST until a fresh ticker arrives (`FallbackStarted(what="marks")`).
+        compare_interval: in `production` and `cutover`, seconds between comparisons of the stream's marks of
+            open positions with REST's (parallel compares on every poll).
+        divergence_pct: a comparison that differs by more than this (in % of the REST mark) is a divergence.
+        auto_rollback: in `production`/`cutover`, a critical health verdict switches every position to REST
+            polling (`RolledBack`) until the stream has been healthy for `return_after` seconds.
+        return_after: healthy this long after a rollback: back to the stream (`RollbackEnded`); None: only
+            `HybridCore.resume()` goes back.
+        rest_rate: REST requests per second at most, every endpoint together (the burst is twice it).
+            Bybit allows 600 per 5 s per IP and at least 10 per second per UID on position queries; the
+            default stays far under both whatever fails.
+        time_interval: seconds between `GET /v5/market/time` samples of the exchange's clock.
+    """
+
+    share: float = 1.0
+    poll_interval: float = 2.0
+    positions_fallback_after: float = 10.0
+    marks_fallback_after: float = 5.0
+    compare_interval: float = 60.0
+    divergence_pct: Decimal = Decimal("1")
+    auto_rollback: bool = True
+    return_after: float | None = 300.0
+    rest_rate: float = 4.0
+    time_interval: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise LocalProtocolError(f"Rollout.share is a fraction of symbols in [0, 1], got {self.share!r}")
+        for name in ("poll_interval", "positions_fallback_after", "marks_fallback_after", "compare_interval",
+                     "rest_rate", "time_interval"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise LocalProtocolError(f"Rollout.{name} must be positive")
+        if self.return_after is not None and self.return_after <= 0:
+            raise LocalProtocolError("Rollout.return_after must be positive, or None (resume by hand)")
+        if not isinstance(self.divergence_pct, Decimal) or not self.divergence_pct > 0:
+            raise LocalProtocolError("Rollout.divergence_pct must be a positive Decimal, e.g. Decimal('1')")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
     """What the core connects to and how.
@@ -299,6 +379,9 @@ class Config:
         settle_coins: settle coins asked for when snapshotting linear positions (REST requires one).
         seed: seeds the only random source (every backoff's jitter).
         health: the thresholds of `HybridCore.health()` (`HealthRules`).
+        mode: which source drives position events (`Mode`; "production" unless rolling out). Every mode but
+            production needs credentials (REST polls positions). `HybridCore.set_mode` changes it later.
+        rollout: REST polling, fallback, comparison and rollback settings (`Rollout`).
     """
 
     categories: tuple[str, ...] = ("linear",)
@@ -312,11 +395,22 @@ class Config:
     timings: Timings = field(default_factory=Timings)
     health: HealthRules = field(default_factory=HealthRules)
     seed: int = 0
+    mode: Mode = Mode.PRODUCTION
+    rollout: Rollout = field(default_factory=Rollout)
 
     def __post_init__(self) -> None:
         for category in (*self.categories, *self.position_categories):
             if category not in CATEGORIES:
                 raise LocalProtocolError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
+        try:
+            object.__setattr__(self, "mode", Mode(self.mode))
+        except ValueError:
+            choices = ", ".join(m.value for m in Mode)
+            raise LocalProtocolError(f"unknown mode {self.mode!r}: use one of {choices}") from None
+        if self.mode is not Mode.PRODUCTION and self.credentials is None:
+            raise LocalProtocolError(
+                f"mode {self.mode.value!r} polls positions over REST: it needs Config(credentials=...)"
+            )
         if isinstance(self.categories, str) or isinstance(self.topics, str):
             raise LocalProtocolError(
                 "categories and topics are tuples of strings, e.g. categories=('linear',)"

@@ -35,7 +35,11 @@ __all__ = [
     "Event",
     "ExecutionUpdate",
     "FastExecutionUpdate",
+    "FallbackEnded",
+    "FallbackStarted",
     "FetchPositions",
+    "FetchTickers",
+    "FetchTime",
     "GreeksUpdate",
     "HandshakeRefused",
     "Hangup",
@@ -46,6 +50,8 @@ __all__ = [
     "LinkDown",
     "LinkUp",
     "Liquidations",
+    "MarksCompared",
+    "ModeChanged",
     "OrderUpdate",
     "OrderbookUpdate",
     "Output",
@@ -57,7 +63,10 @@ __all__ = [
     "PositionsSynced",
     "ProtocolProblem",
     "PublicTrades",
+    "RestCall",
     "RestRequest",
+    "RollbackEnded",
+    "RolledBack",
     "Send",
     "SnapshotFailed",
     "Subscribed",
@@ -122,23 +131,38 @@ class RestRequest(msgspec.Struct, frozen=True, kw_only=True):
     category: str
     cursor: str = ""
     settle_coin: str = ""
+    symbol: str = ""
+    purpose: Literal["snapshot", "poll", "tickers", "time"] = "snapshot"
 
     def __repr__(self) -> str:
         shown = tuple((k, "***" if k in _SECRET_HEADERS else v) for k, v in self.headers)
         return (
             f"RestRequest(id={self.id}, method={self.method!r}, url={self.url!r}, headers={shown!r}, "
-            f"category={self.category!r}, cursor={self.cursor!r}, settle_coin={self.settle_coin!r})"
+            f"category={self.category!r}, cursor={self.cursor!r}, settle_coin={self.settle_coin!r}, "
+            f"symbol={self.symbol!r}, purpose={self.purpose!r})"
         )
 
 
-class FetchPositions(Action, frozen=True):
-    """Perform `request` and hand the answer to `core.positions_snapshot(request, status, body, now)`.
-
-    On a transport failure call it with `status=0` and `body=b""`.
-    """
+class RestCall(Action, frozen=True):
+    """Perform `request` (an HTTP request, signed where the endpoint needs it) and hand the answer to
+    `core.rest_answer(request, status, body, now)`; on a transport failure or after `timeout` seconds, call
+    it with `status=0` and `body=b""`. Every REST action is one: an adapter needs only this class."""
 
     request: RestRequest
     timeout: float = 10.0
+
+
+class FetchPositions(RestCall, frozen=True):
+    """`GET /v5/position/list`: the REST snapshot of open positions (and REST polling of them).
+    `core.positions_snapshot(...)` is the same as `core.rest_answer(...)`."""
+
+
+class FetchTickers(RestCall, frozen=True):
+    """`GET /v5/market/tickers`: marks over REST (the marks fallback and the comparison against REST)."""
+
+
+class FetchTime(RestCall, frozen=True):
+    """`GET /v5/market/time`: the exchange's clock (an offset sample for latency and auth `expires`)."""
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -377,6 +401,9 @@ class PositionUpdate(Event, frozen=True):
     updated_ms: int
     cause: Literal["position", "mark", "snapshot"]
     stale: bool
+    source: Literal["ticker", "rest", "position"] = "position"
+    """Where the mark came from: the live ticker, a REST answer (polling, the fallback, a snapshot), or the
+    position's own push (fresh only at the push)."""
 
     @property
     def key(self) -> PositionKey:
@@ -409,6 +436,64 @@ class SnapshotFailed(Event, frozen=True):
     category: str
     reason: str
     retry_in: float
+
+
+# ------------------------------------------------------------------------------------------- rollout
+
+
+class FallbackStarted(Event, frozen=True):
+    """The stream cannot say it, so REST does: `what="positions"` (the private link is down: positions are
+    polled) or `what="marks"` (these symbols' marks are stale: their marks are polled), until the stream is
+    back (`FallbackEnded`)."""
+
+    what: Literal["positions", "marks"]
+    symbols: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class FallbackEnded(Event, frozen=True):
+    """The stream speaks again for `what` (and `symbols`): the REST fallback for it stopped."""
+
+    what: Literal["positions", "marks"]
+    symbols: tuple[str, ...] = ()
+
+
+class MarksCompared(Event, frozen=True):
+    """A REST mark compared with the stream's mark of the same symbol at the same moment.
+
+    `divergence_pct` is |stream - rest| / rest * 100; `diverged` is it above `Rollout.divergence_pct`.
+    """
+
+    category: str
+    symbol: str
+    stream_mark: Decimal
+    rest_mark: Decimal
+    divergence_pct: Decimal
+    diverged: bool
+
+
+class ModeChanged(Event, frozen=True):
+    """`HybridCore.set_mode` switched the rollout mode (positions handed over with no gap or duplicate)."""
+
+    mode: str
+    previous: str
+    share: float
+
+
+class RolledBack(Event, frozen=True):
+    """The health verdict went critical in production or cutover: every position is now driven by REST
+    polling, until the stream is healthy for `Rollout.return_after` (or `HybridCore.resume()`)."""
+
+    reasons: tuple[str, ...]
+    mode: str
+
+
+class RollbackEnded(Event, frozen=True):
+    """Positions are driven by the stream again (`how`: "healthy" after `Rollout.return_after`, or "by hand").
+    `rolled_back_for` is how long REST drove."""
+
+    how: Literal["healthy", "by hand"]
+    rolled_back_for: float
 
 
 # ---------------------------------------------------------------------------------------------- output
