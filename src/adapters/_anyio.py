@@ -207,7 +207,8 @@ class HybridStream(Commands):
                 self._mailbox.put(out.events)
                 self._live.observe(out.events)  # lifecycle log lines, wait_live
             if not inbox:  # (posted while an action was sent: no need to sleep, nor a cancel scope)
-                with anyio.move_on_after(math.inf if out.deadline is None else out.deadline - clock()):
+                # The core's deadline is on this clock already: no relative timeout to work out.
+                with anyio.CancelScope(deadline=math.inf if out.deadline is None else out.deadline):
                     await inbox.wait()
             now = clock()
             items = inbox.take()  # every read since the last poll: one poll, one hand-off for them all

@@ -14,7 +14,7 @@ therefore bounded by the number of keys, and a slow consumer cannot grow memory 
 Not thread-safe: the threaded adapter's `Mailbox` guards it with a lock; the async adapters' `AsyncMailbox`
 lives on their event loop.
 
-`Inbox` is the other direction: what the anyio adapter's reader tasks, fetches and commands post to its loop.
+`Inbox` is the other direction: what the async adapters' readers, fetches and commands post to their loop.
 """
 
 from __future__ import annotations
@@ -271,8 +271,9 @@ T = TypeVar("T")
 
 
 class Inbox(Generic[T]):
-    """An adapter loop's input queue on one event loop: reader tasks, fetches and commands post items; the
-    loop waits for one and then takes everything posted so far, to feed it all before it polls the core once.
+    """An adapter loop's input queue on one event loop: readers (anyio's tasks, asyncio's protocols), fetches
+    and commands post items; the loop waits for one and then takes everything posted so far, to feed it all
+    before it polls the core once.
 
     Cheaper per read than an anyio memory object stream, whose `receive()` checkpoints (one more trip round
     the event loop) even when it is about to wait, and whose `send()` checkpoints before it hands over:
@@ -281,7 +282,8 @@ class Inbox(Generic[T]):
 
     Args:
         limit: how many items may be pending before `post` waits (`post_nowait` never waits).
-        signal: makes the event a sleeper waits on (`anyio.Event`); called on the event loop only.
+        signal: makes the event a sleeper waits on (`anyio.Event`, `asyncio.Event`); called on the event
+            loop only.
     """
 
     __slots__ = ("_items", "_limit", "_ready", "_room", "_signal", "closed")

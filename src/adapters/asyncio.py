@@ -66,6 +66,8 @@ class _Protocol(asyncio.Protocol):
         self._post(("up", self._link, self._conn, None))
 
     def data_received(self, data: bytes) -> None:
+        # A callback cannot wait for room; none is needed: the transport calls this once per socket read
+        # (up to 256 KiB), and the loop task takes all that is pending each time the event loop runs it.
         self._post(("data", self._link, self._conn, data))
 
     def eof_received(self) -> bool:
