@@ -275,3 +275,37 @@ def test_closing_the_inbox_wakes_the_loop_and_a_waiting_poster() -> None:
         assert inbox.take() == [1]
 
     asyncio.run(main())
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.lists(
+                st.tuples(st.sampled_from(["98", "99", "100"]), st.sampled_from(["0", "1", "2"])), max_size=3
+            ),
+            st.lists(st.tuples(st.sampled_from(["101", "102"]), st.sampled_from(["0", "3"])), max_size=2),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_conflated_books_merged_when_drained_equal_merging_on_arrival(
+    updates: list[tuple[bool, list[tuple[str, str]], list[tuple[str, str]]]],
+) -> None:
+    """The buffer merges a key's pending events once, when drained (or every GROUP events); that must give
+    what merging each arrival into the previous would have (`_merge`, the definition)."""
+    import functools
+
+    from bybit_hybrid._queue import GROUP, _merge
+
+    books = [
+        book(list(dict(b).items()), list(dict(a).items()), snapshot=snap, u=i)
+        for i, (snap, b, a) in enumerate(updates)
+    ]
+    buf = EventBuffer(limit=1)
+    for event in books:
+        buf.put(event)
+        assert all(len(getattr(item, "events", ())) < GROUP for item in buf._items.values())  # bounded
+    (merged,) = buf.drain()
+    assert merged == functools.reduce(_merge, books)

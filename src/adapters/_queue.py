@@ -10,7 +10,9 @@ and moves to the back (so order is kept: nothing older overtakes something newer
 * `PositionUpdate` with `cause == "mark"` per position key: a newer mark supersedes an older one.
 
 Everything else (position, order, execution, wallet, link and error events) is never dropped. Market data is
-therefore bounded by the number of keys, and a slow consumer cannot grow memory without bound.
+therefore bounded by the number of keys, and a slow consumer cannot grow memory without bound. The merge
+itself waits until the application drains (or `GROUP` events of one key pile up): done at every arrival it
+cost the loop ~14 µs an event, ~1.5 µs so.
 Not thread-safe: the threaded adapter's `Mailbox` guards it with a lock; the async adapters' `AsyncMailbox`
 lives on their event loop.
 
@@ -19,6 +21,7 @@ lives on their event loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import deque
@@ -102,6 +105,59 @@ def _merge(old: Event, new: Event) -> Event:
     return new
 
 
+GROUP = 64
+"""How many conflated events one key holds before they are merged into one (see `_Group`)."""
+
+
+class _Group:
+    """The pending market events of one conflation key, oldest first, merged when drained (or once `GROUP`
+    pile up, which keeps memory bounded): merging at every arrival would re-sort a book or re-copy up to
+    `TAIL` trades each time, on the loop, at the very moment the application is behind."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, older: Event | _Group, event: Event) -> None:
+        self.events: list[Event] = [*older.events, event] if isinstance(older, _Group) else [older, event]
+        if len(self.events) >= GROUP:
+            self.events = [_fold(self.events)]
+
+    def event(self) -> Event:
+        return _fold(self.events) if len(self.events) > 1 else self.events[0]
+
+
+_TAILS = {PublicTrades: "trades", KlineUpdate: "candles", Liquidations: "liquidations"}
+
+
+def _fold(events: list[Event]) -> Event:
+    """`functools.reduce(_merge, events)` (events of one key), in one pass: one sort per book side, one
+    concatenation per tail."""
+    last = events[-1]
+    replace = msgspec.structs.replace
+    if isinstance(last, OrderbookUpdate):
+        books: list[OrderbookUpdate] = events  # type: ignore[assignment]  # one key: one type
+        start = max((i for i, e in enumerate(books) if e.snapshot), default=0)  # a snapshot starts afresh
+        base, deltas = books[start], books[start + 1 :]
+        if not deltas:
+            return base
+        bids, asks = dict(base.bids), dict(base.asks)
+        for delta in deltas:
+            bids.update(delta.bids)
+            asks.update(delta.asks)
+        zeros = not base.snapshot  # deltas keep their removals; a snapshot has none
+        return replace(
+            last, snapshot=base.snapshot,
+            bids=tuple(sorted(((p, q) for p, q in bids.items() if zeros or q), reverse=True)),
+            asks=tuple(sorted((p, q) for p, q in asks.items() if zeros or q)),
+        )  # fmt: skip
+    field = _TAILS.get(type(last))
+    if field is not None:
+        rows = tuple(row for e in events for row in getattr(e, field))
+        return replace(last, **{field: rows[-TAIL:]})
+    if isinstance(last, TickerUpdate):
+        return replace(last, snapshot=any(e.snapshot for e in events))  # type: ignore[attr-defined]
+    return functools.reduce(_merge, events)
+
+
 class EventBuffer:
     """Pending events in arrival order; see the module docstring for what happens past `limit`."""
 
@@ -113,7 +169,7 @@ class EventBuffer:
         self.limit = limit
         self.conflated = 0  # market events merged into a newer one since the start
         self.high_water = 0  # the most events ever pending at once
-        self._items: dict[int, Event] = {}  # insertion-ordered; deleting from the middle is O(1)
+        self._items: dict[int, Event | _Group] = {}  # insertion-ordered; deleting from the middle is O(1)
         self._keys: dict[Hashable, int] = {}
         self._seq = 0
 
@@ -128,8 +184,11 @@ class EventBuffer:
         if key is not None:
             older = self._keys.get(key)
             if older is not None and len(self._items) >= self.limit:
-                event = _merge(self._items.pop(older), event)
+                self._items[self._seq] = _Group(self._items.pop(older), event)  # merged when drained
                 self.conflated += 1
+                self._keys[key] = self._seq
+                self._seq += 1
+                return
             self._keys[key] = self._seq
         self._items[self._seq] = event
         self._seq += 1
@@ -141,7 +200,7 @@ class EventBuffer:
 
     def drain(self) -> list[Event]:
         """Everything pending, oldest first; the buffer is empty afterwards."""
-        items = list(self._items.values())
+        items = [item.event() if isinstance(item, _Group) else item for item in self._items.values()]
         self._items.clear()
         self._keys.clear()
         return items
