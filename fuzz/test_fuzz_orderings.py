@@ -238,7 +238,8 @@ class Orderings(RuleBasedStateMachine):
         event(f"open positions when checked: {min(len(sim.exchange.positions()), 3)}+")
         updates = sim.last_updates()
         for key, position in sim.exchange.positions().items():
-            assert updates[key].mark_price == sim.exchange.mark(position.symbol, category=position.category)
+            mark = sim.exchange.mark(position.symbol, category=position.category)
+            assert updates[key].mark_price == mark, updates[key]
         # Never frozen: over a quiet window every open position's ticker keeps arriving, never stale.
         first = len(sim.events)
         self._guarded(lambda: sim.advance(WINDOW), HEAL_SECONDS)

@@ -128,9 +128,12 @@ def test_a_position_whose_mark_stays_stale_warns_after_the_threshold() -> None:
     sim.exchange.fail_subscribe("tickers.ETHUSDT")  # refused until healed: the mark goes stale
     sim.exchange.open_position("ETHUSDT", side="Buy", size="1", price="3500")
     sim.advance(30.0)
-    stale = next(e for e in sim.events_of(PositionUpdate) if e.stale)  # type: ignore[attr-defined]
+    # dark: stale, or priced by REST (the snapshot's own mark, then the marks fallback) without a ticker
+    dark = next(e for e in sim.events_of(PositionUpdate) if e.stale or e.source == "rest")  # type: ignore[attr-defined]
     warned = next(e for e in sim.events_of(HealthChanged) if "position_dark_warning" in rules_of(e))
-    assert warned.at == stale.at + HealthRules().position_dark_warning
+    assert warned.at == dark.at + HealthRules().position_dark_warning
+    assert any(e.stale for e in sim.events_of(PositionUpdate))  # type: ignore[attr-defined]
+    assert sim.events_of(PositionUpdate)[-1].source == "rest"  # type: ignore[attr-defined]  # the fallback
     metrics = sim.core.metrics()
     assert (metrics.open_positions, metrics.positions_with_ticker) == (1, 0)
     sim.exchange.heal()

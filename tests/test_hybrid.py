@@ -289,8 +289,8 @@ def _synced(
     plane: Plane, now: float, linear: list[dict[str, Any]], inverse: list[dict[str, Any]] | None = None
 ) -> None:
     fetches = {f.request.category: f.request for f in plane.up_private(now) or plane.fetches()}
-    plane.dp.positions_snapshot(fetches["linear"], 200, rest_body("linear", linear), now, WALL0)
-    plane.dp.positions_snapshot(fetches["inverse"], 200, rest_body("inverse", inverse or []), now, WALL0)
+    plane.dp.rest_answer(fetches["linear"], 200, rest_body("linear", linear), now, WALL0)
+    plane.dp.rest_answer(fetches["inverse"], 200, rest_body("inverse", inverse or []), now, WALL0)
 
 
 def test_snapshot_opens_what_the_stream_never_said() -> None:
@@ -312,8 +312,8 @@ def test_snapshot_closes_held_positions_it_does_not_list_unless_the_stream_spoke
     )
     [linear, inverse] = plane.up_private(1.0)
     _push(plane, 1.5, position_row("ETHUSDT", "Buy", "2", "10", 6))  # after the request went out
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 2.0, WALL0)
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 2.0, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 2.0, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", []), 2.0, WALL0)
     closed = plane.of(PositionClosed)
     assert [(e.position.symbol, e.cause, e.seq) for e in closed] == [("BTCUSDT", "snapshot", 5)]
     assert list(plane.dp.positions()) == [("linear", "ETHUSDT", 0)]
@@ -339,7 +339,7 @@ def test_the_newer_seq_wins_the_reconciliation() -> None:
         rest_row("ETHUSDT", "Buy", "1", "10", 5),  # same seq, stream touched it since: stream wins (TP 20)
         rest_row("XRPUSDT", "Buy", "1", "2", 4),  # older: ignored
     ]
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", rows), 2.0, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", rows), 2.0, WALL0)
     held = plane.dp.positions()
     assert held[BTC].size == D(4) and held[BTC].seq == 9
     assert held[("linear", "ETHUSDT", 0)].take_profit == D(20)
@@ -362,8 +362,8 @@ def test_a_repeated_unchanged_push_is_no_news_for_the_reconciliation() -> None:
     _push(plane, 0.5, position_row("BTCUSDT", "Buy", "1", "100", 5))
     [linear, inverse] = plane.up_private(1.0)
     assert _push(plane, 1.5, position_row("BTCUSDT", "Buy", "1", "100", 5)) == []  # an order was placed
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 2.0, WALL0)
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 2.0, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 2.0, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", []), 2.0, WALL0)
     [closed] = plane.of(PositionClosed)
     assert closed.cause == "snapshot" and plane.dp.positions() == {}
     plane.take()
@@ -424,8 +424,8 @@ def test_a_poisoned_cs_stales_the_mark_until_the_resubscribes_snapshot() -> None
 def test_a_poisoned_position_seq_is_reset_and_healed_by_the_rest_snapshot() -> None:
     plane = Plane()
     [linear, inverse] = plane.up_private(0.0)
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 0.1, WALL0)
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 0.1, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", []), 0.1, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 0.1, WALL0)
     _open_btc(plane, 1.0)  # seq 10
     _push(plane, 1.1, position_row("BTCUSDT", "Buy", "2", "100", 10**12, mark="99"))  # same state, bogus seq
     for n in range(RESET - 1):  # genuine fills look older: ignored, the size stays frozen at 2
@@ -444,8 +444,8 @@ def test_a_poisoned_position_seq_is_reset_and_healed_by_the_rest_snapshot() -> N
     # a REST snapshot round starts; its row wins over what the stream said before the request
     [linear, inverse] = plane.fetches()
     rows = [rest_row("BTCUSDT", "Buy", "8", "100", 16)]
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", rows), 2.5, WALL0)
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 2.5, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", rows), 2.5, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 2.5, WALL0)
     assert plane.dp.positions()[BTC].size == D(8) and plane.dp.positions()[BTC].seq == 16
     [update] = plane.of(PositionUpdate)
     assert update.cause == "snapshot" and update.size == D(8)
@@ -460,7 +460,7 @@ def test_rest_rows_older_than_the_held_seq_never_count_towards_a_reset() -> None
     _push(plane, 0.5, position_row("BTCUSDT", "Buy", "1", "100", 50))
     for n in range(RESET + 1):
         [linear, _] = plane.up_private(1.0 + n)
-        plane.dp.positions_snapshot(
+        plane.dp.rest_answer(
             linear.request,
             200,
             rest_body("linear", [rest_row("BTCUSDT", "Buy", "1", "100", 49)]),
@@ -483,10 +483,10 @@ def test_older_pushes_between_accepted_ones_never_reset() -> None:
 def _retry_delays(seed: int, failures: int = 8) -> list[float]:
     plane = Plane(make_config(snapshot_backoff_base=1.0, snapshot_backoff_cap=30.0, seed=seed))
     [linear, inverse] = plane.up_private(0.0)
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 0.0, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 0.0, WALL0)
     request, now, delays = linear.request, 0.0, []
     for _ in range(failures):
-        plane.dp.positions_snapshot(request, 503, b"busy", now, WALL0)
+        plane.dp.rest_answer(request, 503, b"busy", now, WALL0)
         delays.append(plane.of(SnapshotFailed)[-1].retry_in)
         now += delays[-1]
         plane.dp.tick(now, WALL0)

@@ -396,7 +396,7 @@ class JoinMachine(RuleBasedStateMachine):
     def deliver(self, data: st.DataObject) -> None:
         request, status, body = self.served.pop(data.draw(st.integers(0, len(self.served) - 1)))
         now, wall = self.now, WALL0 + int(self.now * 1000)
-        self._do(lambda dp: dp.positions_snapshot(request, status, body, now, wall))
+        self._do(lambda dp: dp.rest_answer(request, status, body, now, wall))
 
     def _answer(self, request: RestRequest, fail: bool) -> tuple[int, bytes]:
         if fail:
@@ -479,7 +479,7 @@ class JoinMachine(RuleBasedStateMachine):
                 request, status, body = self.served.pop(0)
                 now, wall = self.now, WALL0 + int(self.now * 1000)
                 self._do(
-                    lambda dp, r=request, s=status, b=body, t=now, w=wall: dp.positions_snapshot(
+                    lambda dp, r=request, s=status, b=body, t=now, w=wall: dp.rest_answer(
                         r, s, b, t, w
                     )
                 )

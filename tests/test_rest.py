@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 import pytest
 
-from bybit_hybrid_core._config import Config, Credentials, Link, Timings
+from bybit_hybrid_core._config import Config, Credentials, Link, Rollout, Timings
 from bybit_hybrid_core._events import (
     FetchPositions,
     PositionsSynced,
@@ -238,11 +238,11 @@ def test_a_category_syncs_once_every_settle_coin_answered() -> None:
     config = Config(credentials=CREDS, position_categories=("linear",), settle_coins=("USDT", "USDC"))
     plane = Plane(config)
     usdt, usdc = plane.up_private()
-    plane.dp.positions_snapshot(
+    plane.dp.rest_answer(
         usdt.request, 200, rest_body("linear", [rest_row("BTCUSDT", "Buy", "1", "1", 1)]), 1, 0
     )
     assert plane.of(PositionsSynced) == []
-    plane.dp.positions_snapshot(
+    plane.dp.rest_answer(
         usdc.request, 200, rest_body("linear", [rest_row("BTCPERP", "Buy", "1", "1", 1)]), 1, 0
     )
     assert [e.open_positions for e in plane.of(PositionsSynced)] == [2]
@@ -259,7 +259,7 @@ def test_failures_back_off_exponentially_capped_and_re_sign() -> None:
     now, delays = 0.0, []
     request = linear.request
     for _ in range(5):
-        plane.dp.positions_snapshot(request, 500, b"oops", now, WALL0)
+        plane.dp.rest_answer(request, 500, b"oops", now, WALL0)
         [failed] = plane.of(SnapshotFailed)
         plane.take()
         assert failed.category == "linear" and "HTTP 500" in failed.reason
@@ -277,8 +277,8 @@ def test_failures_back_off_exponentially_capped_and_re_sign() -> None:
     assert all(step / 2 <= delay <= step for step, delay in zip(steps, delays, strict=True)), delays
     assert delays != steps and len(set(delays)) == len(delays)
     # success resets the backoff; the other category still completes on its own
-    plane.dp.positions_snapshot(request, 200, rest_body("linear", []), now, WALL0)
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), now, WALL0)
+    plane.dp.rest_answer(request, 200, rest_body("linear", []), now, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), now, WALL0)
     assert [(e.category, e.open_positions) for e in plane.of(PositionsSynced)] == [
         ("linear", 0),
         ("inverse", 0),
@@ -288,14 +288,14 @@ def test_failures_back_off_exponentially_capped_and_re_sign() -> None:
 def test_pages_follow_the_cursor_and_sync_once_complete() -> None:
     plane = Plane()
     [linear, inverse] = plane.up_private()
-    plane.dp.positions_snapshot(inverse.request, 200, rest_body("inverse", []), 0.1, WALL0)
+    plane.dp.rest_answer(inverse.request, 200, rest_body("inverse", []), 0.1, WALL0)
     page1 = rest_body("linear", [rest_row("BTCUSDT", "Buy", "1", "100", 5)], cursor="c%3A1")
-    plane.dp.positions_snapshot(linear.request, 200, page1, 0.2, WALL0)
+    plane.dp.rest_answer(linear.request, 200, page1, 0.2, WALL0)
     [next_page] = plane.fetches()
     assert next_page.request.cursor == "c%3A1" and next_page.request.url.endswith("&cursor=c%3A1")
     assert [e.category for e in plane.of(PositionsSynced)] == ["inverse"]
     page2 = rest_body("linear", [rest_row("ETHUSDT", "Sell", "2", "10", 6)])
-    plane.dp.positions_snapshot(next_page.request, 200, page2, 0.3, WALL0)
+    plane.dp.rest_answer(next_page.request, 200, page2, 0.3, WALL0)
     assert [e.category for e in plane.of(PositionsSynced)] == ["inverse", "linear"]
     assert sorted(plane.dp.positions()) == [("linear", "BTCUSDT", 0), ("linear", "ETHUSDT", 0)]
 
@@ -303,9 +303,9 @@ def test_pages_follow_the_cursor_and_sync_once_complete() -> None:
 def test_a_cursor_that_does_not_advance_restarts_the_listing() -> None:
     plane = Plane()
     [linear, _] = plane.up_private()
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", [], cursor="x"), 0.0, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", [], cursor="x"), 0.0, WALL0)
     [page2] = plane.fetches()
-    plane.dp.positions_snapshot(page2.request, 200, rest_body("linear", [], cursor="x"), 0.1, WALL0)
+    plane.dp.rest_answer(page2.request, 200, rest_body("linear", [], cursor="x"), 0.1, WALL0)
     assert plane.of(ProtocolProblem) and plane.of(SnapshotFailed)
     plane.dp.tick(5.0, WALL0)
     [again] = plane.fetches()
@@ -319,7 +319,7 @@ def test_unanswered_requests_expire_and_late_answers_are_ignored() -> None:
     plane.dp.tick(2 * linear.timeout, WALL0)
     assert {e.category for e in plane.of(SnapshotFailed)} == {"linear", "inverse"}
     plane.take()
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 21.0, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", []), 21.0, WALL0)
     assert plane.events == []  # superseded: its retry is what counts
 
 
@@ -327,12 +327,13 @@ def test_a_private_reconnect_supersedes_the_round() -> None:
     plane = Plane()
     [old_linear, old_inverse] = plane.up_private()
     plane.dp.on_link_down(Link.PRIVATE, 1.0)
-    assert plane.dp.deadline() is None
+    # the round's timers are gone; what is left is the positions fallback, should the link stay down
+    assert plane.dp.deadline() == 1.0 + Rollout().positions_fallback_after
     [linear, _inverse] = plane.up_private(2.0)
-    plane.dp.positions_snapshot(old_linear.request, 200, rest_body("linear", []), 2.1, WALL0)
-    plane.dp.positions_snapshot(old_inverse.request, 200, rest_body("inverse", []), 2.1, WALL0)
+    plane.dp.rest_answer(old_linear.request, 200, rest_body("linear", []), 2.1, WALL0)
+    plane.dp.rest_answer(old_inverse.request, 200, rest_body("inverse", []), 2.1, WALL0)
     assert plane.events == []
-    plane.dp.positions_snapshot(linear.request, 200, rest_body("linear", []), 2.2, WALL0)
+    plane.dp.rest_answer(linear.request, 200, rest_body("linear", []), 2.2, WALL0)
     assert [e.category for e in plane.of(PositionsSynced)] == ["linear"]
 
 

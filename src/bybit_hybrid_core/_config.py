@@ -330,7 +330,8 @@ class Rollout:
             open positions with REST's (parallel compares on every poll).
         divergence_pct: a comparison that differs by more than this (in % of the REST mark) is a divergence.
         auto_rollback: in `production`/`cutover`, a critical health verdict switches every position to REST
-            polling (`RolledBack`) until the stream has been healthy for `return_after` seconds.
+            polling (`RolledBack`) until the stream has been healthy for `return_after` seconds. Off by
+            default in the core (a policy for whoever runs the bot); the bot drop-in turns it on.
         return_after: healthy this long after a rollback: back to the stream (`RollbackEnded`); None: only
             `HybridCore.resume()` goes back.
         rest_rate: REST requests per second at most, every endpoint together (the burst is twice it).
@@ -345,7 +346,7 @@ class Rollout:
     marks_fallback_after: float = 5.0
     compare_interval: float = 60.0
     divergence_pct: Decimal = Decimal("1")
-    auto_rollback: bool = True
+    auto_rollback: bool = False
     return_after: float | None = 300.0
     rest_rate: float = 4.0
     time_interval: float = 600.0

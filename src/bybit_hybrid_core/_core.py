@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from random import Random
 
+import msgspec
+
 from ._codec import PRIVATE_MESSAGES, PUBLIC_MESSAGES, TickerData, TopicMessage
-from ._config import CATEGORIES, MAX_SHARDS, Config, Link
+from ._config import CATEGORIES, MAX_SHARDS, Config, Link, Mode
 from ._errors import LocalProtocolError
 from ._events import (
     Action,
@@ -47,7 +49,7 @@ from ._link import (
     Produced,
     private_family,
 )
-from ._monitor import HEALTH_EVENTS, HealthMonitor, LinkView, metrics
+from ._monitor import HEALTH_EVENTS, STREAM_HEALTH_EVENTS, HealthMonitor, LinkView, metrics
 from ._plane import DataPlane
 
 __all__ = ["HybridCore"]
@@ -80,7 +82,7 @@ class HybridCore:
         self._started = False
         self._now = 0.0
         self._wall_origin = 0.0
-        self._data = DataPlane(config, self.emit, self.act, self._resubscribe)
+        self._data = DataPlane(config, self.emit, self.act, self._resubscribe, self._watch)
         self._latency = LatencyRecorder()  # shared by every link
         self._rate = EventRate()
         self._counts: dict[type, int] = {}  # events emitted, by class
@@ -105,10 +107,9 @@ class HybridCore:
         self._now = now
         self._wall_origin = wall_ms - now * 1000.0
         self._monitor = HealthMonitor(self._config.health, self._latency, now)
-        for category in self._config.categories:
-            self._ensure(Link(category))
-        if self._config.credentials is not None:
-            self._ensure(Link.PRIVATE)
+        self._data.start(now, wall_ms, self._clock_sample)
+        if self._config.mode.streams:
+            self._open_links()
         self._after(now, force=True)
 
     def connected(self, link: Link, now: float) -> None:
@@ -154,12 +155,60 @@ class HybridCore:
         self._wall_origin = wall_ms - now * 1000.0
         self._after(now)
 
-    def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
-        """The answer to a `FetchPositions` action (`status=0`, `body=b""` when the transport failed)."""
-        self._require_started("positions_snapshot")
+    def rest_answer(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
+        """The answer to a `RestCall` action (`FetchPositions`, `FetchTickers`, `FetchTime`): the HTTP status
+        and body, or `status=0`, `body=b""` when the transport failed or timed out. Never raises on what the
+        server answered."""
+        self._require_started("rest_answer")
         now = self._advance(now)
-        self._data.positions_snapshot(request, status, body, now, self.wall_ms(now))
+        self._data.rest_answer(request, status, body, now, self.wall_ms(now))
         self._after(now)
+
+    def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
+        """The answer to a `FetchPositions` action: the same as `rest_answer` (kept for existing callers)."""
+        self.rest_answer(request, status, body, now)
+
+    # ------------------------------------------------------------------------------------------ rollout
+
+    @property
+    def mode(self) -> Mode:
+        """The rollout mode now (`Config.mode`, then whatever `set_mode` chose)."""
+        return self._data.mode
+
+    def set_mode(self, mode: Mode | str, share: float | None = None) -> None:
+        """Switch the rollout mode at run time (docs/operations.md, "Rolling out"): one call, no position
+        lost. The new driver takes over once it is ready (REST after a fresh poll, the stream once its
+        book is current); until then the old one keeps driving. A `ModeChanged` event says so.
+
+        Args:
+            mode: "rest", "canary", "parallel", "cutover" or "production".
+            share: in cutover, the share of symbols the stream drives (default: `Rollout.share`).
+
+        Switching to `rest` at run time leaves the WebSocket links up (monitored, like canary), so going
+        forward again is immediate; a core started in `rest` opens them when a streaming mode is chosen.
+        """
+        self._require_started("set_mode")
+        try:
+            chosen = Mode(mode)
+        except ValueError:
+            raise LocalProtocolError(
+                f"unknown mode {mode!r}: use one of {', '.join(m.value for m in Mode)}"
+            ) from None
+        share = self._config.rollout.share if share is None else share
+        if not 0.0 <= share <= 1.0:
+            raise LocalProtocolError(f"share is a fraction of symbols in [0, 1], got {share!r}")
+        if chosen.streams and not self._links:
+            self._open_links()
+        self._data.set_mode(chosen, share, self._now, self.wall_ms(self._now))
+        self._after(self._now, force=True)
+
+    def resume(self) -> bool:
+        """End an automatic rollback by hand: the stream drives again once its book is current. Returns
+        False when no rollback is in force."""
+        self._require_started("resume")
+        resumed = self._data.resume(self._now, self.wall_ms(self._now))
+        self._after(self._now)
+        return resumed
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -242,8 +291,11 @@ class HybridCore:
         """Counters, rates, latency percentiles and gauges, as of the last input (see `Metrics`)."""
         self._require_started("metrics")
         window = self._config.health.failed_subscriptions_window
-        return metrics(
+        snapshot = metrics(
             self._now, self._views(), self._counts, self._rate, self._latency, self.positions(), window
+        )
+        return msgspec.structs.replace(
+            snapshot, divergence=self._data.divergence(), rollout=self._data.rollout_status(self._now)
         )
 
     # --------------------------------------------------------------- what links and the data plane produce
@@ -276,8 +328,12 @@ class HybridCore:
         counts = self._counts
         counts[kind] = counts.get(kind, 0) + 1
         self._rate.add(event.at)
-        if kind in HEALTH_EVENTS:  # market data never changes a verdict by itself: no call for it
+        if kind in HEALTH_EVENTS and kind not in STREAM_HEALTH_EVENTS:  # market data never changes a verdict
             self._monitor.saw(event)
+
+    def _watch(self, event: Event) -> None:
+        """The stream pipeline's own position events, delivered or not: what the health rules watch."""
+        self._monitor.saw(event)
 
     def act(self, action: Action) -> None:
         self._actions.append(action)
@@ -314,6 +370,18 @@ class HybridCore:
         if changed is not None:
             where = Link.PRIVATE if Link.PRIVATE in self._links else next(iter(self._links), Link.LINEAR)
             self.emit(HealthChanged(link=where, at=now, health=changed))
+            critical = tuple(r.detail for r in changed.reasons if r.level == "critical")
+            self._data.health(bool(critical), critical, now, self.wall_ms(now))
+
+    def _clock_sample(self, server_ms: int, wall_ms: int, rtt: float) -> None:
+        """The exchange's time from `GET /v5/market/time`: one clock-offset sample (latency, metrics)."""
+        self._latency.clock_sample(server_ms, wall_ms, rtt)
+
+    def _open_links(self) -> None:
+        for category in self._config.categories:
+            self._ensure(Link(category))
+        if self._config.credentials is not None:
+            self._ensure(Link.PRIVATE)
 
     def _views(self) -> list[LinkView]:
         return [
@@ -365,6 +433,8 @@ class HybridCore:
         version = self._data.wanted_version
         if not force and version == self._wanted_seen:
             return
+        if not self._links:
+            return  # mode rest: no WebSocket (set_mode opens the links of a streaming mode)
         self._wanted_seen = version
         wanted = self._data.wanted_topics()
         placed: dict[Link, set[str]] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 import msgspec
@@ -14,6 +15,7 @@ from ._config import Link
 
 __all__ = [
     "LATENCY_BOUNDS",
+    "DivergenceMetrics",
     "EventRate",
     "Health",
     "HealthReason",
@@ -23,6 +25,8 @@ __all__ = [
     "LinkMetrics",
     "LinkStatus",
     "Metrics",
+    "RolloutStatus",
+    "SymbolDivergence",
     "Verdict",
 ]
 
@@ -147,6 +151,40 @@ class LinkMetrics(msgspec.Struct, frozen=True, kw_only=True):
     ping_rtt: float | None
 
 
+class SymbolDivergence(msgspec.Struct, frozen=True, kw_only=True):
+    """One symbol's comparisons of REST marks with the stream's (see `DivergenceMetrics`)."""
+
+    comparisons: int
+    divergences: int
+    max_pct: Decimal
+    last_pct: Decimal
+
+
+class DivergenceMetrics(msgspec.Struct, frozen=True, kw_only=True):
+    """REST marks compared with the stream's at the same moment (parallel: every poll; production and
+    cutover: every `Rollout.compare_interval`). A divergence differs by more than `threshold_pct` %.
+    `by_symbol` is keyed "category:symbol"."""
+
+    comparisons: int = 0
+    divergences: int = 0
+    max_pct: Decimal = Decimal(0)
+    threshold_pct: Decimal = Decimal(1)
+    by_symbol: dict[str, SymbolDivergence] = msgspec.field(default_factory=dict)
+
+
+class RolloutStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the rollout stands: the mode, what drives, the REST fallbacks in force, a rollback."""
+
+    mode: str
+    share: float
+    rest_polling: bool
+    positions_fallback: bool
+    marks_fallback: tuple[str, ...]
+    rolled_back_for: float | None
+    rollback_reasons: tuple[str, ...]
+    rest_requests: int
+
+
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     """Everything `HybridCore.metrics()` counts, at `at` (the core's clock).
 
@@ -170,6 +208,8 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     clock_offset_ms: float | None
     open_positions: int
     positions_with_ticker: int
+    divergence: DivergenceMetrics = msgspec.field(default_factory=DivergenceMetrics)
+    rollout: RolloutStatus | None = None
 
 
 # ------------------------------------------------------------------------------------------- latency

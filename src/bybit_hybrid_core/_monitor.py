@@ -36,7 +36,7 @@ from ._health import (
     Verdict,
 )
 
-__all__ = ["HEALTH_EVENTS", "HealthMonitor", "LinkView", "metrics"]
+__all__ = ["HEALTH_EVENTS", "STREAM_HEALTH_EVENTS", "HealthMonitor", "LinkView", "metrics"]
 
 # Events that can change a verdict at once (the others only move time-based rules, which have deadlines).
 _WATCHED: frozenset[type] = frozenset(
@@ -53,6 +53,9 @@ _WATCHED: frozenset[type] = frozenset(
 )
 HEALTH_EVENTS: frozenset[type] = _WATCHED | {PositionUpdate}
 """The events `HealthMonitor.saw` looks at: the core skips the call for every other (market data) event."""
+STREAM_HEALTH_EVENTS: frozenset[type] = frozenset({PositionUpdate, PositionClosed, PositionsSynced})
+"""Of those, the ones the monitor takes from the stream pipeline itself (whatever the rollout delivers):
+the stream is what health watches, in canary as in production."""
 
 
 class LinkView(NamedTuple):
@@ -92,7 +95,8 @@ class HealthMonitor:
         kind = type(event)
         if kind is PositionUpdate:
             key = (event.category, event.symbol, event.position_idx)  # type: ignore[attr-defined]
-            if event.stale:  # type: ignore[attr-defined]
+            # dark: stale, or priced by the REST fallback (its ticker does not speak)
+            if event.stale or event.source == "rest":  # type: ignore[attr-defined]
                 if key not in self.dark:
                     self.dark[key] = event.at
                     self.dirty = True

@@ -15,6 +15,10 @@ Staleness. A mark is stale when no ticker message arrived for `stale_mark_after`
 quiet market sends deltas without markPrice, which still prove the mark unchanged), counted from the
 symbol's first open leg when no ticker arrived at all, and at once while the ticker's link is down.
 
+REST marks (the marks fallback, `Rollout.marks_fallback_after`). While a symbol's ticker is stale, a mark
+polled over REST (`rest_mark`) prices its legs for `stale_mark_after` after it arrived, with
+`source="rest"` and not stale; a fresh ticker always wins over it.
+
 Conflation. With `mark_min_interval > 0`, mark-caused updates of one position go out at most once per
 interval; one held back is delivered when the interval ends, with the latest values. Position-caused
 updates go out at once and carry the latest mark anyway.
@@ -33,9 +37,10 @@ from .account import PositionBook
 from .market import Tickers, TickerState
 from .pnl import pnl_pct, unrealised_pnl
 
-__all__ = ["Join"]
+__all__ = ["Join", "position_update"]
 
 Cause = Literal["position", "mark", "snapshot"]
+Source = Literal["ticker", "rest", "position"]
 _Timer = tuple[Literal["stale"], str, str] | tuple[Literal["conflate"], PositionKey]
 
 
@@ -69,7 +74,7 @@ def _fields(p: Position) -> tuple[object, ...]:
 class Join:
     """The views of every open position, their stale and conflation timers, and the events they cause."""
 
-    __slots__ = ("_book", "_emit", "_legs", "_tickers", "_timers", "_timings", "_views", "_watch")
+    __slots__ = ("_book", "_emit", "_legs", "_rest", "_tickers", "_timers", "_timings", "_views", "_watch")
 
     def __init__(self, timings: Timings, book: PositionBook, tickers: Tickers, emit: Callable[[Event], None]):
         self._timings = timings
@@ -79,6 +84,7 @@ class Join:
         self._views: dict[PositionKey, _View] = {}
         self._legs: dict[tuple[str, str], dict[PositionKey, None]] = {}
         self._watch: dict[tuple[str, str], float] = {}  # when the symbol got its first open leg
+        self._rest: dict[tuple[str, str], tuple[Decimal, int, float]] = {}  # (mark, ts, at) polled over REST
         # ("stale", category, symbol): re-check a symbol's mark; ("conflate", key): a held-back update
         self._timers: Deadlines[_Timer] = Deadlines()
 
@@ -100,6 +106,7 @@ class Join:
         if not legs:
             del self._legs[(key[0], key[1])]
             del self._watch[(key[0], key[1])]
+            self._rest.pop((key[0], key[1]), None)
             self._timers.cancel(("stale", key[0], key[1]))
 
     # -------------------------------------------------------------------------------- triggers
@@ -126,6 +133,37 @@ class Join:
             self._refresh(key, now, "mark", None)
         self._arm_stale(category, symbol, now)
 
+    def rest_mark(self, category: str, symbol: str, mark: Decimal, ts: int, now: float) -> None:
+        """A mark polled over REST for a symbol whose ticker is stale: it prices the legs until it ages."""
+        if (category, symbol) not in self._legs:
+            return  # no open leg (closed meanwhile): nothing to price
+        self._rest[(category, symbol)] = (mark, ts, now)
+        self.mark_changed(category, symbol, now)
+        name: _Timer = ("stale", category, symbol)
+        ages = now + self._timings.stale_mark_after  # re-check when this mark stops speaking
+        held = self._timers.get(name)
+        if held is None or ages < held:
+            self._timers.set(name, ages)
+
+    def replay(self, key: PositionKey, now: float, cause: Cause) -> None:
+        """Emit the position's `PositionUpdate` even if nothing changed (a hand-over between sources)."""
+        view = self._views.get(key)
+        if view is not None:
+            view.position, view.fields = None, ()
+            self._refresh(key, now, cause, None)
+
+    def dark(self, now: float, after: float) -> list[tuple[str, str]]:
+        """The symbols with an open leg whose ticker has not spoken fresh for `after` seconds (their marks
+        come from REST, if anywhere), in a stable order."""
+        dark = []
+        for category, symbol in self._legs:
+            ticker = self._tickers.get(category, symbol)
+            watch = self._watch[(category, symbol)]
+            since = ticker.last_at if ticker is not None and not ticker.awaiting_snapshot else watch
+            if now >= max(since, watch) + after:
+                dark.append((category, symbol))
+        return sorted(dark)
+
     def tick(self, now: float) -> None:
         for timer in self._timers.due(now):
             match timer:
@@ -145,22 +183,30 @@ class Join:
         ticker = self._tickers.get(category, symbol)
         return ticker.link if ticker is not None else Link(category)
 
-    def _mark(self, key: PositionKey, now: float) -> tuple[Decimal | None, int | None, float | None, bool]:
-        """(mark, its exchange ms, when it arrived, stale) for the position at `key`."""
+    def _mark(
+        self, key: PositionKey, now: float
+    ) -> tuple[Decimal | None, int | None, float | None, bool, Source]:
+        """(mark, its exchange ms, when it arrived, stale, source) for the position at `key`."""
         category, symbol, _ = key
         after = self._timings.stale_mark_after
         watch = self._watch.get((category, symbol), now)
         ticker = self._tickers.get(category, symbol)
+        rest = self._rest.get((category, symbol)) if self._rest else None
+        if rest is not None and not now < rest[2] + after:
+            rest = None  # aged: it speaks for nothing any more
         if _speaks_for(ticker, watch, after) and ticker.mark is not None:
             # `now >= last_at + after`, the same float sum `_arm_stale` arms: `now - last_at >= after` can be
             # False at the very deadline (18.705 - 13.705 < 5.0), which re-armed the timer at `now` forever.
             stale = ticker.awaiting_snapshot or now >= ticker.last_at + after
-            return ticker.mark, ticker.mark_ts, ticker.mark_at, stale
+            if not stale or rest is None or rest[2] <= ticker.last_at:
+                return ticker.mark, ticker.mark_ts, ticker.mark_at, stale, "ticker"
+        if rest is not None:
+            return rest[0], rest[1], rest[2], False, "rest"
         own = self._book.own_mark(key)
         stale = now >= watch + after  # the sum the timer is armed at (see above)
         if own is None:
-            return None, None, None, stale
-        return own[0], own[1], own[2], stale
+            return None, None, None, stale, "position"
+        return own[0], own[1], own[2], stale, "position"
 
     def _refresh(self, key: PositionKey, now: float, cause: Cause, link: Link | None) -> None:
         """Price the position at `key` and emit a `PositionUpdate` if what it says changed. `link` None: the
@@ -168,7 +214,7 @@ class Join:
         position = self._book.get(key)
         view = self._views[key]
         assert position is not None  # views exist exactly for open positions (opened/closed)
-        mark, mark_ts, mark_at, stale = self._mark(key, now)
+        mark, mark_ts, mark_at, stale, source = self._mark(key, now)
         # A ticker message that did not move the mark leaves the very same objects in place: identity
         # answers first, and the Decimal comparisons and the PnL below run only when something moved.
         fields = view.fields
@@ -178,36 +224,10 @@ class Join:
                 view.position = position  # the same fields: the view speaks for this object too
         if view.position is position and (mark is view.mark or mark == view.mark) and stale == view.stale:
             return
-        if mark is None:
-            pnl = None
-        else:
-            pnl = unrealised_pnl(position.category, position.side, position.size, position.avg_price, mark)
-        self._emit(
-            PositionUpdate(
-                link=self._link(key[0], key[1]) if link is None else link,
-                at=now,
-                category=position.category,
-                symbol=position.symbol,
-                position_idx=position.position_idx,
-                side=position.side,
-                size=position.size,
-                avg_price=position.avg_price,
-                mark_price=mark,
-                mark_ts=mark_ts,
-                mark_age=None if mark_at is None else now - mark_at,
-                unrealised_pnl=pnl,
-                pnl_pct=pnl_pct(position.category, position.size, position.avg_price, pnl),
-                liq_price=position.liq_price,
-                take_profit=position.take_profit,
-                stop_loss=position.stop_loss,
-                trailing_stop=position.trailing_stop,
-                leverage=position.leverage,
-                seq=position.seq,
-                updated_ms=position.updated_ms,
-                cause=cause,
-                stale=stale,
-            )
-        )
+        if cause == "snapshot" and source == "position":
+            source = "rest"  # the own mark of a REST snapshot row
+        where = self._link(key[0], key[1]) if link is None else link
+        self._emit(position_update(where, now, position, mark, mark_ts, mark_at, cause, stale, source))
         view.emitted_at, view.fields, view.position = now, fields, position
         view.mark, view.stale = mark, stale
 
@@ -222,3 +242,46 @@ class Join:
         base = ticker.last_at if _speaks_for(ticker, watch, after) else watch
         if base + after > now:
             self._timers.set(name, base + after)
+
+
+def position_update(
+    link: Link,
+    now: float,
+    position: Position,
+    mark: Decimal | None,
+    mark_ts: int | None,
+    mark_at: float | None,
+    cause: Cause,
+    stale: bool,
+    source: Source,
+) -> PositionUpdate:
+    """`position` priced at `mark` (PnL in Decimal): the one place a `PositionUpdate` is built."""
+    if mark is None:
+        pnl = None
+    else:
+        pnl = unrealised_pnl(position.category, position.side, position.size, position.avg_price, mark)
+    return PositionUpdate(
+        link=link,
+        at=now,
+        category=position.category,
+        symbol=position.symbol,
+        position_idx=position.position_idx,
+        side=position.side,
+        size=position.size,
+        avg_price=position.avg_price,
+        mark_price=mark,
+        mark_ts=mark_ts,
+        mark_age=None if mark_at is None else now - mark_at,
+        unrealised_pnl=pnl,
+        pnl_pct=pnl_pct(position.category, position.size, position.avg_price, pnl),
+        liq_price=position.liq_price,
+        take_profit=position.take_profit,
+        stop_loss=position.stop_loss,
+        trailing_stop=position.trailing_stop,
+        leverage=position.leverage,
+        seq=position.seq,
+        updated_ms=position.updated_ms,
+        cause=cause,
+        stale=stale,
+        source=source,
+    )

@@ -23,7 +23,9 @@ The REST snapshot retries are jittered (`sync`) from the plane's own `Random`, s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from random import Random
 from typing import Any, Literal
 
@@ -42,7 +44,7 @@ from .._codec import (
     TopicMessage,
     WalletMessage,
 )
-from .._config import CATEGORIES, Config, Link
+from .._config import CATEGORIES, Config, Link, Mode
 from .._errors import LocalProtocolError
 from .._events import (
     Action,
@@ -61,9 +63,13 @@ from .._events import (
     TopicData,
     TopicReset,
 )
+from .._health import DivergenceMetrics, RolloutStatus
 from .account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, RowMessage, row_events, to_position
+from .fallback import RestBudget, RestFallback
 from .join import Join
 from .market import Market
+from .market_rest import RestMark
+from .rollout import DivergenceBook, RestPositions, Router
 from .sync import CompletedSnapshot, SnapshotSync
 from .topics import TickerInterest
 
@@ -84,6 +90,7 @@ class DataPlane:
         emit: appends an event to the core's output, in order.
         act: appends an action (`FetchPositions`) to the core's output, in order.
         resubscribe: asks the core to resubscribe a topic on a link for a fresh snapshot, with a reason.
+        watch: sees the stream's own position events, delivered or not (the core's health rules).
     """
 
     def __init__(
@@ -92,17 +99,55 @@ class DataPlane:
         emit: Callable[[Event], None],
         act: Callable[[Action], None],
         resubscribe: Callable[[Link, str, str], None],
+        watch: Callable[[Event], None] | None = None,
     ) -> None:
         self._config = config
-        self._emit = emit
+        self._emit = emit  # link, problem and health news: always delivered
+        self._ids = itertools.count(1).__next__  # REST request ids, unique across every REST consumer
+        rng = Random(config.seed ^ _RNG_SALT)
+        self._divergence = DivergenceBook(config.rollout.divergence_pct)
+        self._rest = RestPositions(config, self._from_rest, act, rng, self._ids, self._polled_mark)
+        self._router = Router(
+            config,
+            emit,
+            self._stream_position,
+            self._stream_keys,
+            self._replay,
+            self._stream_current,
+            self._rest,
+            watch if watch is not None else _drop,
+        )
+        # market and account data of the stream: delivered in cutover and production, dropped otherwise
+        self._emit_data: Callable[[Event], None] = emit if self._router.delivers_stream_data else _drop
+        self._stream_out = self._router.from_stream  # the stream's position events pass the router
+        self._private_live = False
+        self._synced: set[str] = set()  # position categories snapshotted since the private link came up
+        self._critical: tuple[bool, tuple[str, ...]] = (False, ())
         # (link, topic, reason): ask the core for a fresh snapshot of `topic` (unsubscribe + subscribe on
         # that link); the core reports it as a `TopicReset(remedy="resubscribe")`.
         self._resubscribe = resubscribe
         self._market = Market(config.timings, resubscribe)
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)
-        self._join = Join(config.timings, self._book, self._market.tickers, emit)
-        self._sync = SnapshotSync(config, emit, act, Random(config.seed ^ _RNG_SALT))
+        self._join = Join(config.timings, self._book, self._market.tickers, self._stream_out)
+        self._sync = SnapshotSync(config, emit, act, rng, ids=self._ids)
+        self._fallback = RestFallback(
+            config,
+            emit,
+            act,
+            self._ids,
+            RestBudget(config.rollout.rest_rate),
+            dark=self._join.dark,
+            lit=self._lit,
+            rest_mark=self._fallback_mark,
+            compare=self._compare,
+            snapshot=lambda now, wall_ms: self._sync.start(now, wall_ms, self._book.generation),
+            snapshot_active=lambda: self._sync.active,
+            clock=self._clock_sample,
+        )
+        self._fallback.streaming = config.mode.streams
+        self._fallback.comparing = config.mode in (Mode.CUTOVER, Mode.PRODUCTION)
+        self._clock: Callable[[int, int, float], None] = lambda server_ms, wall_ms, rtt: None
         self._now = 0.0
         self._wall_origin = 0.0
         # With `position` among the private topics, the REST snapshot waits for its subscribe ack: a fill
@@ -133,41 +178,50 @@ class DataPlane:
         # for every message (the codec builds these classes, never subclasses of them)
         handler = self._handlers.get(type(msg))
         if handler is None:
-            self._emit(TopicData(link=link, at=now, topic=msg.topic, message=msg))
+            self._emit_data(TopicData(link=link, at=now, topic=msg.topic, message=msg))
         else:
             handler(link, msg, now)
 
     def _on_ticker(self, link: Link, msg: TickerMessage, now: float) -> None:
         event, state = self._market.tickers.apply(link, msg, now)
         if event is not None:
-            self._emit(event)
+            self._emit_data(event)
         if state is not None:
             self._join.mark_changed(link.category, msg.data.symbol, now)
 
     def _on_book(self, link: Link, msg: OrderbookMessage, now: float) -> None:
         event = self._market.books.apply(link, msg, now)
         if event is not None:
-            self._emit(event)
+            self._emit_data(event)
 
     def _on_trades(self, link: Link, msg: PublicTradeMessage, now: float) -> None:
-        self._emit(PublicTrades(link=link, at=now, category=link.category, topic=msg.topic, trades=msg.data))
+        self._emit_data(
+            PublicTrades(link=link, at=now, category=link.category, topic=msg.topic, trades=msg.data)
+        )
 
     def _on_klines(self, link: Link, msg: KlineMessage, now: float) -> None:
-        self._emit(KlineUpdate(link=link, at=now, category=link.category, topic=msg.topic, candles=msg.data))
+        self._emit_data(
+            KlineUpdate(link=link, at=now, category=link.category, topic=msg.topic, candles=msg.data)
+        )
 
     def _on_liquidations(self, link: Link, msg: LiquidationMessage, now: float) -> None:
         category = link.category
-        self._emit(Liquidations(link=link, at=now, category=category, topic=msg.topic, liquidations=msg.data))
+        self._emit_data(
+            Liquidations(link=link, at=now, category=category, topic=msg.topic, liquidations=msg.data)
+        )
 
     def _on_rows(self, link: Link, msg: RowMessage, now: float) -> None:
         for event in row_events(link, msg, now):
-            self._emit(event)
+            self._emit_data(event)
 
     def on_link_up(self, link: Link, now: float, wall_ms: int) -> None:
         """The link is live (private: authenticated). The private link starts a REST snapshot round."""
         self._now = now
         if link is Link.PRIVATE:
             self._wall_origin = wall_ms - now * 1000.0
+            self._private_live = True
+            self._synced.clear()
+            self._fallback.private_up(now)
             if self._snapshot_after_ack:
                 self._awaiting_position_ack = True
             else:
@@ -179,6 +233,8 @@ class DataPlane:
         if link is Link.PRIVATE:
             self._sync.cancel()  # the next link up starts a fresh round
             self._awaiting_position_ack = False
+            self._private_live = False
+            self._fallback.private_down(now)
             return
         for symbol in self._market.link_down(link):
             self._join.mark_changed(link.category, symbol, now)
@@ -196,14 +252,117 @@ class DataPlane:
             self._awaiting_position_ack = False
             self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
 
-    def positions_snapshot(
-        self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int
-    ) -> None:
-        """The answer to a `FetchPositions` action (`status=0, body=b""` when the transport failed)."""
+    def rest_answer(self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int) -> None:
+        """The answer to a `RestCall` (`status=0, body=b""` when the transport failed), by its purpose."""
         self._now = now
-        done = self._sync.answer(request, status, body, now, wall_ms)
-        if done is not None:
-            self._reconcile(done, now)
+        if request.purpose == "snapshot":
+            done = self._sync.answer(request, status, body, now, wall_ms)
+            if done is not None:
+                self._reconcile(done, now)
+        elif request.purpose == "poll":
+            self._rest.answer(request, status, body, now, wall_ms)
+        else:
+            self._fallback.answer(request, status, body, now, wall_ms)
+        self._router.ready(now)
+
+    # ------------------------------------------------------------------------------------- rollout
+
+    def start(self, now: float, wall_ms: int, clock: Callable[[int, int, float], None]) -> None:
+        """The core started: REST polling if REST drives, the fallback and clock timers."""
+        self._now = now
+        self._clock = clock
+        self._fallback.start(now, self._config.credentials is not None)
+        if self._router.needs_rest:
+            self._rest.start(now, wall_ms)
+
+    def set_mode(self, mode: Mode, share: float, now: float, wall_ms: int) -> None:
+        """Switch the rollout mode: positions are handed over once the new driver is ready (`Router`)."""
+        self._now = now
+        self._router.set_mode(mode, share, now)
+        self._after_rollout(now, wall_ms)
+
+    def health(self, critical: bool, reasons: tuple[str, ...], now: float, wall_ms: int) -> None:
+        """The health verdict changed or was re-evaluated: a rollback starts or its healthy time counts."""
+        self._critical = (critical, reasons)
+        self._router.verdict(critical, reasons, now)
+        self._after_rollout(now, wall_ms)
+
+    def resume(self, now: float, wall_ms: int) -> bool:
+        """End a rollback by hand (False when none is in force)."""
+        resumed = self._router.resume(now)
+        self._after_rollout(now, wall_ms)
+        return resumed
+
+    @property
+    def mode(self) -> Mode:
+        return self._router.mode
+
+    def divergence(self) -> DivergenceMetrics:
+        return self._divergence.metrics()
+
+    def rollout_status(self, now: float) -> RolloutStatus:
+        router = self._router
+        return RolloutStatus(
+            mode=router.mode.value,
+            share=router.share,
+            rest_polling=self._rest.running,
+            positions_fallback=self._fallback.positions_active,
+            marks_fallback=tuple(f"{c}:{s}" for c, s in self._fallback.marks),
+            rolled_back_for=None if router.rolled_back_at is None else now - router.rolled_back_at,
+            rollback_reasons=router.reasons if router.rolled_back_at is not None else (),
+            rest_requests=self._fallback.budget.spent,
+        )
+
+    def _after_rollout(self, now: float, wall_ms: int) -> None:
+        """Start or stop REST polling, the data filter and comparisons for what the router now needs."""
+        router = self._router
+        if router.needs_rest and not self._rest.running:
+            self._rest.start(now, wall_ms)
+        router.ready(now)
+        if not router.needs_rest and self._rest.running:
+            self._rest.stop()
+        self._emit_data = self._emit if router.delivers_stream_data else _drop
+        self._fallback.comparing = router.mode in (Mode.CUTOVER, Mode.PRODUCTION)
+        self._fallback.streaming = router.mode.streams or self._config.mode.streams
+
+    def _from_rest(self, event: Event) -> None:
+        self._router.from_rest(event)
+
+    def _stream_position(self, key: PositionKey) -> Position | None:
+        return self._book.get(key)
+
+    def _stream_keys(self) -> list[PositionKey]:
+        return list(self._book.open_positions())
+
+    def _replay(self, key: PositionKey, now: float) -> None:
+        self._join.replay(key, now, "snapshot")
+
+    def _stream_current(self) -> bool:
+        """The stream's book is current: the private link is up and every position category was
+        snapshotted since it came up."""
+        return self._private_live and self._synced >= set(self._config.position_categories)
+
+    def _lit(self, now: float) -> list[tuple[str, str]]:
+        dark = set(self._join.dark(now, self._config.timings.stale_mark_after))
+        return sorted({(k[0], k[1]) for k in self._book.open_positions()} - dark)
+
+    def _fallback_mark(self, mark: RestMark) -> None:
+        self._join.rest_mark(mark.category, mark.symbol, mark.mark, mark.ts, mark.at)
+
+    def _polled_mark(self, category: str, symbol: str, mark: Decimal, now: float) -> None:
+        if self._router.mode is Mode.PARALLEL:
+            self._compare(category, symbol, mark, now)
+
+    def _compare(self, category: str, symbol: str, rest_mark: Decimal, now: float) -> None:
+        """Compare a REST mark with the stream's mark of the symbol now, when the stream's is fresh."""
+        ticker = self._market.tickers.get(category, symbol)
+        after = self._config.timings.stale_mark_after
+        if ticker is None or ticker.mark is None or ticker.awaiting_snapshot or now >= ticker.last_at + after:
+            return  # no fresh stream mark to compare with (that is the stale-mark rules' business)
+        self._emit(self._divergence.compare(ticker.link, category, symbol, ticker.mark, rest_mark, now))
+
+    def _clock_sample(self, server_ms: int, wall_ms: int, rtt: float) -> None:
+        self._clock(server_ms, wall_ms, rtt)
 
     def tick(self, now: float, wall_ms: int) -> None:
         """Run the timers that are due: ticker release grace, stale marks, conflation, snapshot retries."""
@@ -215,11 +374,24 @@ class DataPlane:
         self._interest.tick(now)
         self._join.tick(now)
         self._sync.tick(now, wall_ms)
+        self._rest.tick(now, wall_ms)
+        self._fallback.tick(now, wall_ms)
+        back = self._router.return_deadline()
+        if back is not None and now >= back:
+            self.health(*self._critical, now, wall_ms)
+        self._router.ready(now)
 
     def deadline(self) -> float | None:
         """When `tick` next has something to do (None: nothing is scheduled)."""
         soonest = None  # no list to build: the core asks after every input (docs/performance.md)
-        for when in (self._interest.deadline(), self._join.deadline(), self._sync.deadline()):
+        for when in (
+            self._interest.deadline(),
+            self._join.deadline(),
+            self._sync.deadline(),
+            self._rest.deadline(),
+            self._fallback.deadline(),
+            self._router.return_deadline(),
+        ):
             if when is not None and (soonest is None or when < soonest):
                 soonest = when
         return soonest
@@ -251,8 +423,12 @@ class DataPlane:
         return self._interest.wanted()
 
     def positions(self) -> dict[PositionKey, Position]:
-        """The open positions as the exchange last stated them (a copy)."""
-        return self._book.open_positions()
+        """The open positions the application was told of, as their driver last stated them (a copy)."""
+        router, out = self._router, {}
+        for key, told in router.view.items():
+            held = self._rest.get(key) if router.rest_drives(key[1]) else self._book.get(key)
+            out[key] = held if held is not None else told
+        return out
 
     def ticker(self, symbol: str, category: str | None = None) -> TickerData | None:
         """The merged ticker of `symbol` (first found in linear, inverse, option, spot when no category)."""
@@ -306,7 +482,7 @@ class DataPlane:
         change, before = self._book.apply(position, mark, stream=cause == "position")
         key = position.key
         if change is Change.OPENED:
-            self._emit(PositionOpened(link=link, at=now, position=position, cause=cause))
+            self._stream_out(PositionOpened(link=link, at=now, position=position, cause=cause))
             self._interest.leg_opened(position.category, position.symbol)
             self._join.opened(key, now)
             self._join.position_changed(key, now, cause, link)
@@ -319,7 +495,7 @@ class DataPlane:
         self, before: Position, seq: int, now: float, cause: Literal["position", "snapshot"], link: Link
     ) -> None:
         self._join.closed(before.key)
-        self._emit(PositionClosed(link=link, at=now, position=before, cause=cause, seq=seq))
+        self._stream_out(PositionClosed(link=link, at=now, position=before, cause=cause, seq=seq))
         self._interest.leg_closed(before.category, before.symbol, now)
 
     def _reconcile(self, done: CompletedSnapshot, now: float) -> None:
@@ -336,7 +512,14 @@ class DataPlane:
                 before = self._book.close(key)
                 self._closed(before, before.seq, now, "snapshot", Link.PRIVATE)
         count = len(self._book.open_keys(done.category))
-        self._emit(PositionsSynced(link=Link.PRIVATE, at=now, category=done.category, open_positions=count))
+        self._synced.add(done.category)
+        self._stream_out(
+            PositionsSynced(link=Link.PRIVATE, at=now, category=done.category, open_positions=count)
+        )
+
+
+def _drop(event: Event) -> None:
+    """Where the stream's market data goes while it is only monitored (canary, parallel)."""
 
 
 def _check_symbol(category: str, symbol: str) -> None:

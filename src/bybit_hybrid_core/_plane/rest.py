@@ -14,6 +14,7 @@ exactly as it is sent, so it is built once here and never re-encoded by anyone e
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
 import msgspec
@@ -78,6 +79,7 @@ def build_request(
     category: str,
     settle_coin: str = "",
     cursor: str = "",
+    purpose: Literal["snapshot", "poll"] = "snapshot",
 ) -> FetchPositions:
     """A `FetchPositions` action holding a fully signed request (the secret never leaves `credentials`)."""
     query = query_string(category, settle_coin, cursor)
@@ -98,6 +100,7 @@ def build_request(
         category=category,
         cursor=cursor,
         settle_coin=settle_coin,
+        purpose=purpose,
     )
     return FetchPositions(link=Link.PRIVATE, request=request)
 

@@ -13,9 +13,11 @@ the round began) to the join, which reconciles them with what the stream said me
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
+from typing import Literal
 
 from .._config import Config, Link
 from .._events import Action, Event, Position, ProtocolProblem, RestRequest, SnapshotFailed
@@ -60,21 +62,32 @@ class SnapshotSync:
         "_config",
         "_emit",
         "_epoch",
+        "_ids",
         "_listings",
-        "_next_id",
+        "_purpose",
         "_requests",
         "_rng",
         "_timers",
     )
 
     def __init__(
-        self, config: Config, emit: Callable[[Event], None], act: Callable[[Action], None], rng: Random
+        self,
+        config: Config,
+        emit: Callable[[Event], None],
+        act: Callable[[Action], None],
+        rng: Random,
+        *,
+        purpose: Literal["snapshot", "poll"] = "snapshot",
+        ids: Callable[[], int] | None = None,
     ) -> None:
         self._config = config
         self._rng = rng  # retry jitter only
         self._emit = emit
         self._act = act
-        self._next_id = 0
+        self._purpose: Literal["snapshot", "poll"] = (
+            purpose  # on every request: the core routes answers by it
+        )
+        self._ids = ids if ids is not None else itertools.count(1).__next__
         self._epoch = 0
         self._listings: dict[int, _Listing] = {}
         self._requests: dict[int, _Listing] = {}
@@ -152,9 +165,9 @@ class SnapshotSync:
 
     def _request(self, listing: _Listing, now: float, wall_ms: int) -> None:
         assert self._config.credentials is not None  # rounds only start with credentials
-        self._next_id += 1
+        request_id = self._ids()
         action = build_request(
-            request_id=self._next_id,
+            request_id=request_id,
             rest_base=self._config.urls.rest_base,
             credentials=self._config.credentials,
             wall_ms=wall_ms,
@@ -162,10 +175,11 @@ class SnapshotSync:
             category=listing.category,
             settle_coin=listing.settle_coin,
             cursor=listing.cursor,
+            purpose=self._purpose,
         )
-        listing.pending = self._next_id
-        self._requests[self._next_id] = listing
-        self._timers.set(("expire", self._next_id), now + 2 * action.timeout)
+        listing.pending = request_id
+        self._requests[request_id] = listing
+        self._timers.set(("expire", request_id), now + 2 * action.timeout)
         self._act(action)
 
     def _failed(self, listing: _Listing, reason: str, now: float) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from .._config import Config, Credentials, Link
 from .._core import HybridCore
-from .._events import Action, Dial, Event, FetchPositions, Hangup, PositionKey, PositionUpdate, Send
+from .._events import Action, Dial, Event, Hangup, PositionKey, PositionUpdate, RestCall, Send
 from ._exchange import DEFAULT_START_MS, FakeExchange, ServerAction, ServerClose, ServerSend, VenueLike
 from ._sim_chaos import Chaos
 
@@ -85,6 +85,7 @@ class Simulation:
         self.actions: list[Action] = []
         self.violations: list[str] = []
         self.dials: list[tuple[float, Link]] = []
+        self.rest_requests: list[tuple[float, str]] = []  # (when, path) of every REST request the core made
         self._latency = latency
         self._rest_latency = rest_latency
         self._rng = Random(f"sim:{seed}")
@@ -239,7 +240,7 @@ class Simulation:
                     sock.core_done = True
                     if sock.conn is not None and not sock.server_closed:
                         self._later(self._latency_of(link), partial(self._hung_up, sock))
-            case FetchPositions() as fetch:
+            case RestCall() as fetch:
                 self._fetch(fetch)
 
     def _dial(self, link: Link, url: str) -> None:
@@ -272,23 +273,22 @@ class Simulation:
             self.exchange.disconnected(sock.conn, t)
             self._by_conn.pop(sock.conn, None)
 
-    def _fetch(self, fetch: FetchPositions) -> None:
+    def _fetch(self, fetch: RestCall) -> None:
         request = fetch.request
         parts = urlsplit(request.url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        there = self._rest_latency + self.exchange.faults.rest_delay
+        there = self._rest_latency + self.exchange.rest_latency(target)
         timed_out = there + self._rest_latency > fetch.timeout
+        self.rest_requests.append((self.now, parts.path))
 
         def arrive(t: float) -> None:
             status, body = self.exchange.rest(request.method, target, dict(request.headers), t)
             if not timed_out:
-                self._later(
-                    self._rest_latency, lambda t2: self.core.positions_snapshot(request, status, body, t2)
-                )
+                self._later(self._rest_latency, lambda t2: self.core.rest_answer(request, status, body, t2))
 
         self._later(there, arrive)
-        if timed_out:  # the adapter's timeout: a transport failure is status 0 (FetchPositions' docstring)
-            self._later(fetch.timeout, lambda t: self.core.positions_snapshot(request, 0, b"", t))
+        if timed_out:  # the adapter's timeout: a transport failure is status 0 (RestCall's docstring)
+            self._later(fetch.timeout, lambda t: self.core.rest_answer(request, 0, b"", t))
 
     # ------------------------------------------------------------------------------------ network -> core
 

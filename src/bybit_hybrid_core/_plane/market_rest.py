@@ -1,0 +1,162 @@
+"""Public market data over REST: `GET /v5/market/tickers` (marks) and `GET /v5/market/time` (the clock).
+
+Both endpoints are public: no signature (docs `docs/v5/market/tickers.mdx`, `docs/v5/market/time.mdx`).
+`/v5/market/tickers` takes `category` and an optional `symbol` (without it, every symbol of the category);
+its rows carry `markPrice` for linear, inverse and option (spot has none). `/v5/market/time` answers
+`result.timeSecond` / `result.timeNano` and the envelope's `time` (ms). Answers are parsed here, sans-IO;
+a bad answer is a `MarketRestError` naming what was wrong, never a raise out of the core.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+from urllib.parse import quote
+
+import msgspec
+
+from .._config import Link
+from .._events import FetchTickers, FetchTime, RestRequest
+
+__all__ = ["MarketRestError", "RestMark", "parse_tickers", "parse_time", "tickers_request", "time_request"]
+
+TICKERS_PATH = "/v5/market/tickers"
+TIME_PATH = "/v5/market/time"
+_LIMIT = Decimal("1e18")  # the codec's rule for every number (docs/operations.md, "The liveness guarantee")
+
+
+class MarketRestError(Exception):
+    """An answer that cannot be used: transport failure, HTTP error, bad JSON, retCode != 0, a bad mark."""
+
+
+class RestMark(msgspec.Struct, frozen=True):
+    """One symbol's mark as REST stated it, at the answer's server time (`ts`, ms) and arrival (`at`)."""
+
+    category: str
+    symbol: str
+    mark: Decimal
+    ts: int
+    at: float
+
+
+def tickers_request(request_id: int, rest_base: str, category: str, symbol: str = "") -> FetchTickers:
+    """`GET /v5/market/tickers?category=...[&symbol=...]` (public: no signature, no secret involved)."""
+    query = f"category={quote(category, safe='')}"
+    if symbol:
+        query += f"&symbol={quote(symbol, safe='')}"
+    request = RestRequest(
+        id=request_id,
+        method="GET",
+        url=f"{rest_base.rstrip('/')}{TICKERS_PATH}?{query}",
+        headers=(),
+        category=category,
+        symbol=symbol,
+        purpose="tickers",
+    )
+    return FetchTickers(link=Link(category), request=request, timeout=5.0)
+
+
+def time_request(request_id: int, rest_base: str) -> FetchTime:
+    """`GET /v5/market/time`: the exchange's clock."""
+    request = RestRequest(
+        id=request_id,
+        method="GET",
+        url=f"{rest_base.rstrip('/')}{TIME_PATH}",
+        headers=(),
+        category="",
+        purpose="time",
+    )
+    return FetchTime(link=Link.LINEAR, request=request, timeout=5.0)
+
+
+class _TickerRow(msgspec.Struct, rename="camel"):
+    symbol: str
+    mark_price: str = ""
+
+
+class _TickersResult(msgspec.Struct):
+    category: str = ""
+    list: tuple[_TickerRow, ...] = ()
+
+
+class _TickersAnswer(msgspec.Struct, rename="camel"):
+    ret_code: int
+    ret_msg: str = ""
+    result: _TickersResult | None = None
+    time: int = 0
+
+
+class _TimeResult(msgspec.Struct, rename="camel"):
+    time_second: str = ""
+    time_nano: str = ""
+
+
+class _TimeAnswer(msgspec.Struct, rename="camel"):
+    ret_code: int
+    ret_msg: str = ""
+    result: _TimeResult | None = None
+    time: int = 0
+
+
+_tickers = msgspec.json.Decoder(_TickersAnswer)
+_time = msgspec.json.Decoder(_TimeAnswer)
+
+
+_A = TypeVar("_A", _TickersAnswer, _TimeAnswer)
+
+
+def _checked(status: int, body: bytes, decoder: msgspec.json.Decoder[_A]) -> _A:
+    if status == 0:
+        raise MarketRestError("transport failure (no HTTP answer)")
+    if status != 200:
+        raise MarketRestError(f"HTTP {status}: {body[:120].decode('utf-8', 'replace')}")
+    try:
+        answer = decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MarketRestError(f"bad JSON answer: {type(exc).__name__}") from None
+    if answer.ret_code != 0:
+        raise MarketRestError(f"retCode {answer.ret_code}: {answer.ret_msg or '(no retMsg)'}")
+    if answer.result is None:
+        raise MarketRestError("retCode 0 but no result")
+    return answer
+
+
+def _mark(text: str, symbol: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise MarketRestError(f"{symbol}: markPrice {text[:40]!r} is not a decimal string") from None
+    if not value.is_finite() or not 0 < value < _LIMIT:
+        raise MarketRestError(f"{symbol}: markPrice {text[:40]!r} is not a usable price")
+    return value
+
+
+def parse_tickers(request: RestRequest, status: int, body: bytes, now: float) -> list[RestMark]:
+    """The marks in one tickers answer (rows without a mark, e.g. spot, are left out)."""
+    answer = _checked(status, body, _tickers)
+    result = answer.result
+    assert result is not None
+    category = result.category or request.category
+    if category != request.category:
+        raise MarketRestError(f"asked for category {request.category!r}, got {category!r}")
+    marks = []
+    for row in result.list:
+        if request.symbol and row.symbol != request.symbol:
+            continue  # asked for one symbol: anything else is not an answer to it
+        if row.mark_price:
+            marks.append(RestMark(category, row.symbol, _mark(row.mark_price, row.symbol), answer.time, now))
+    return marks
+
+
+def parse_time(status: int, body: bytes) -> int:
+    """The exchange's time in ms from a `/v5/market/time` answer."""
+    answer = _checked(status, body, _time)
+    assert answer.result is not None
+    nano = answer.result.time_nano
+    if nano.isdigit():
+        return int(nano) // 1_000_000
+    if answer.result.time_second.isdigit():
+        return int(answer.result.time_second) * 1000
+    if answer.time > 0:
+        return answer.time
+    raise MarketRestError("no usable time in the answer")
