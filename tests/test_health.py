@@ -16,7 +16,9 @@ from bybit_hybrid_core import (
     HealthChanged,
     HealthRules,
     Link,
+    MarksCompared,
     PositionUpdate,
+    Rollout,
     SnapshotFailed,
     Timings,
 )
@@ -190,3 +192,26 @@ def test_p99_latency_above_the_limit_for_five_minutes_warns() -> None:
     # seen high at the first look (every 10 s while live), then for `latency_warning_for` seconds
     assert warned.at - reason.since == 0.0 and 300.0 <= reason.since <= 320.0
     assert sim.core.metrics().latency.p99_ms is not None and sim.core.metrics().latency.p99_ms > 1000.0
+
+
+def test_marks_diverging_from_rest_make_the_verdict_critical_and_it_clears_with_the_window() -> None:
+    rules = HealthRules(divergences_critical=3, divergence_window=120.0)
+    config = Config(
+        credentials=CREDS,
+        endpoints=Endpoints.custom("ws://fake.bybit"),
+        health=rules,
+        rollout=Rollout(compare_interval=10.0),
+    )
+    venue = Venue(3, DEFAULT_START_MS, interval=0.5)
+    sim = Simulation(config, seed=3, latency=0.01, venue=venue, publish_interval=0.5)
+    sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    sim.exchange.rest_mark_divergence("BTCUSDT", 5)
+    sim.advance(45.0)  # comparisons at 10, 20, 30, 40 s: the third divergence makes it critical
+    compared = [e for e in sim.events if isinstance(e, MarksCompared)]
+    assert [e.diverged for e in compared] == [True] * len(compared) and len(compared) >= 3
+    critical = next(e for e in sim.events_of(HealthChanged) if "divergences_critical" in rules_of(e))
+    assert critical.at == compared[2].at and critical.health.verdict == "critical"  # type: ignore[attr-defined]
+    sim.exchange.rest_mark_divergence("BTCUSDT", 0)
+    sim.advance(200.0)  # the divergences leave the 120 s window
+    assert "divergences_critical" not in {r.rule for r in sim.core.health().reasons}
+    assert sim.core.metrics().divergence.divergences == len(compared)

@@ -266,7 +266,9 @@ class HealthRules:
     `failed_subscriptions_window` s; auth refused `auth_refusals_critical` times in a row; the REST snapshot
     failing `snapshot_failures_critical` times in a row. Warning: a link not LIVE for `link_down_warning` s;
     p99 latency above `latency_p99_warning_ms` for `latency_warning_for` s; an open position whose ticker is
-    not subscribed or whose mark is stale for `position_dark_warning` s.
+    not subscribed or whose mark is stale for `position_dark_warning` s. Critical too: at least
+    `divergences_critical` REST marks that diverged from the stream's (`MarksCompared.diverged`) within
+    `divergence_window` s.
     """
 
     links_down_critical: float = 300.0
@@ -279,6 +281,8 @@ class HealthRules:
     latency_p99_warning_ms: float = 1000.0
     latency_warning_for: float = 300.0
     position_dark_warning: float = 10.0
+    divergences_critical: int = 3
+    divergence_window: float = 600.0
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

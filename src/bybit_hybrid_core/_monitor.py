@@ -6,6 +6,7 @@ time-based rule can start firing, so each fires exactly at its threshold.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -17,6 +18,7 @@ from ._events import (
     Event,
     LinkDown,
     LinkUp,
+    MarksCompared,
     Position,
     PositionClosed,
     PositionKey,
@@ -49,6 +51,7 @@ _WATCHED: frozenset[type] = frozenset(
         AuthFailed,
         Authenticated,
         SubscriptionFailed,
+        MarksCompared,
     }
 )
 HEALTH_EVENTS: frozenset[type] = _WATCHED | {PositionUpdate}
@@ -87,6 +90,7 @@ class HealthMonitor:
         self.last_data_at = now
         self.snapshot_failures = 0  # in a row, until a PositionsSynced
         self.dark: dict[tuple[str, str, int], float] = {}  # open position key -> stale since
+        self.diverged: deque[tuple[float, str]] = deque()  # (when, "category symbol") of each divergence
         self._latency_high_since: float | None = None
         self._deadline: float | None = now
 
@@ -109,6 +113,10 @@ class HealthMonitor:
                 self.snapshot_failures = 0
             elif kind is PositionClosed:
                 self.dark.pop(event.position.key, None)  # type: ignore[attr-defined]
+            elif kind is MarksCompared:
+                if not event.diverged:  # type: ignore[attr-defined]
+                    return
+                self.diverged.append((event.at, f"{event.category} {event.symbol}"))  # type: ignore[attr-defined]
             self.dirty = True
 
     def deadline(self) -> float | None:
@@ -181,6 +189,22 @@ class HealthMonitor:
                     rule="snapshot_failures_critical",
                     level="critical",
                     detail=f"the REST snapshot failed {r.snapshot_failures_critical}+ times in a row",
+                    since=now,
+                )
+            )
+        diverged = self.diverged
+        # `now >= t + window`, the very sum the wake is set at (`t <= now - window` can miss it by a rounding)
+        while diverged and now >= diverged[0][0] + r.divergence_window:
+            diverged.popleft()
+        if diverged:
+            wakes.append(diverged[0][0] + r.divergence_window)
+        if len(diverged) >= r.divergences_critical:
+            symbols = ", ".join(sorted({s for _, s in diverged}))
+            reasons.append(
+                HealthReason(
+                    rule="divergences_critical",
+                    level="critical",
+                    detail=f"REST marks diverge from the stream's: {symbols}",
                     since=now,
                 )
             )
