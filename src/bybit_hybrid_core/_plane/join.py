@@ -159,7 +159,9 @@ class Join:
         for category, symbol in self._legs:
             ticker = self._tickers.get(category, symbol)
             watch = self._watch[(category, symbol)]
-            since = ticker.last_at if ticker is not None and not ticker.awaiting_snapshot else watch
+            # stale since its last accepted message (a ticker awaiting a snapshot accepts none), not since the
+            # link went down or the position opened: `after` counts from when the mark stopped being live
+            since = ticker.last_at if ticker is not None else watch
             if now >= max(since, watch) + after:
                 dark.append((category, symbol))
         return sorted(dark)
