@@ -26,13 +26,16 @@ from .._events import Action, Event, FallbackEnded, FallbackStarted, ProtocolPro
 from .._timers import Deadlines
 from .market_rest import MarketRestError, RestMark, parse_tickers, parse_time, tickers_request, time_request
 
-__all__ = ["RestBudget", "RestFallback"]
+__all__ = ["RestBudget", "RestFallback", "RestPacer"]
 
 _PER_SYMBOL_MAX = 3
 
 
 class RestBudget:
-    """A token bucket for every periodic REST request: `rate` per second, at most `2 * rate` saved up."""
+    """A token bucket for every periodic REST request: `rate` per second, at most `2 * rate` saved up.
+
+    `take(now, cost)` pays for `cost` requests at once (a position round: one per listing); a cost above
+    the burst is taken once the bucket is full, leaving it in debt, so the average rate still holds."""
 
     __slots__ = ("_at", "_rate", "_tokens", "spent")
 
@@ -42,15 +45,59 @@ class RestBudget:
         self._at: float | None = None
         self.spent = 0
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, cost: int = 1) -> bool:
         if self._at is not None:
             self._tokens = min(2.0 * self._rate, self._tokens + (now - self._at) * self._rate)
         self._at = now
-        if self._tokens < 1.0:
+        if self._tokens < min(float(cost), 2.0 * self._rate):
             return False
-        self._tokens -= 1.0
-        self.spent += 1
+        self._tokens -= cost
+        self.spent += cost
         return True
+
+    def ready_at(self, cost: int = 1) -> float:
+        """When `take(now, cost)` can succeed (as of the last take)."""
+        short = max(0.0, min(float(cost), 2.0 * self._rate) - self._tokens)
+        return (self._at or 0.0) + short / self._rate
+
+
+class RestPacer:
+    """Position requests that no round paid for (a failed page asked again, the next page of a listing)
+    take a token each: without one they wait, in order, until the bucket has one (`deadline`). A round
+    paid up front (`paid()`) goes out at once."""
+
+    __slots__ = ("_act", "_budget", "_free", "_held")
+
+    def __init__(self, budget: RestBudget, act: Callable[[Action], None]) -> None:
+        self._budget = budget
+        self._act = act
+        self._free = False
+        self._held: list[Action] = []
+
+    def paid(self, start: Callable[[], None]) -> None:
+        """Run `start` (which sends a round it already paid for, or one not counted: a link-up snapshot)."""
+        self._free = True
+        try:
+            start()
+        finally:
+            self._free = False
+
+    def act(self, action: Action, now: float) -> None:
+        if self._free or (not self._held and self._budget.take(now)):
+            self._act(action)
+        else:
+            self._held.append(action)
+
+    def tick(self, now: float) -> None:
+        while self._held and self._budget.take(now):
+            self._act(self._held.pop(0))
+
+    def forget(self, purpose: str) -> None:
+        """Drop the held requests of a cancelled round (their answers would be ignored)."""
+        self._held = [a for a in self._held if getattr(a, "request").purpose != purpose]  # noqa: B009
+
+    def deadline(self) -> float | None:
+        return self._budget.ready_at() if self._held else None
 
 
 class RestFallback:
@@ -80,6 +127,7 @@ class RestFallback:
         snapshot: Callable[[float, int], None],
         snapshot_active: Callable[[], bool],
         clock: Callable[[int, int, float], None],
+        round_cost: int = 1,
     ) -> None:
         self._config = config
         self._emit = emit
@@ -88,6 +136,7 @@ class RestFallback:
         self.budget = budget
         self._dark, self._lit, self._rest_mark, self._compare = dark, lit, rest_mark, compare
         self._snapshot, self._snapshot_active, self._clock = snapshot, snapshot_active, clock
+        self._round_cost = round_cost  # requests in one snapshot round (one per listing)
         self._timers: Deadlines[str] = Deadlines()
         self._private_down = True  # until the private link first comes up
         self.positions_active = False
@@ -146,7 +195,7 @@ class RestFallback:
             after = self._config.rollout.positions_fallback_after
             reason = f"the private link is down for {after:g} s: positions polled over REST"
             self._emit(FallbackStarted(link=Link.PRIVATE, at=now, what="positions", reason=reason))
-        if not self._snapshot_active() and self.budget.take(now):
+        if not self._snapshot_active() and self.budget.take(now, self._round_cost):
             self._snapshot(now, wall_ms)
         self._timers.set("positions", now + self._config.rollout.poll_interval)
 

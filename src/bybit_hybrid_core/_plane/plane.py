@@ -65,10 +65,11 @@ from .._events import (
 )
 from .._health import DivergenceMetrics, RolloutStatus
 from .account import POSITION_CATEGORIES, Change, OwnMark, PositionBook, RowMessage, row_events, to_position
-from .fallback import RestBudget, RestFallback
+from .fallback import RestBudget, RestFallback, RestPacer
 from .join import Join
 from .market import Market
 from .market_rest import RestMark
+from .rest import categories_requests
 from .rollout import DivergenceBook, RestPositions, Router
 from .sync import CompletedSnapshot, SnapshotSync
 from .topics import TickerInterest
@@ -106,7 +107,17 @@ class DataPlane:
         self._ids = itertools.count(1).__next__  # REST request ids, unique across every REST consumer
         rng = Random(config.seed ^ _RNG_SALT)
         self._divergence = DivergenceBook(config.rollout.divergence_pct)
-        self._rest = RestPositions(config, self._from_rest, act, rng, self._ids, self._polled_mark)
+        budget = RestBudget(config.rollout.rest_rate)  # every periodic REST request takes a token from it
+        # position requests go out paced: a round pays up front, a retry or a next page takes a token
+        self._pacer = RestPacer(budget, act)
+        paced: Callable[[Action], None] = lambda action: self._pacer.act(action, self._now)  # noqa: E731
+        cost = sum(
+            len(categories_requests(c, config.settle_coins))
+            for c in dict.fromkeys(config.position_categories)
+        )
+        self._rest = RestPositions(
+            config, self._from_rest, paced, rng, self._ids, self._polled_mark, budget, cost, self._pacer
+        )
         self._router = Router(
             config,
             emit,
@@ -130,20 +141,21 @@ class DataPlane:
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)
         self._join = Join(config.timings, self._book, self._market.tickers, self._stream_out)
-        self._sync = SnapshotSync(config, emit, act, rng, ids=self._ids)
+        self._sync = SnapshotSync(config, emit, paced, rng, ids=self._ids)
         self._fallback = RestFallback(
             config,
             emit,
             act,
             self._ids,
-            RestBudget(config.rollout.rest_rate),
+            budget,
             dark=self._join.dark,
             lit=self._lit,
             rest_mark=self._fallback_mark,
             compare=self._compare,
-            snapshot=lambda now, wall_ms: self._sync.start(now, wall_ms, self._book.generation),
+            snapshot=self._snapshot,
             snapshot_active=lambda: self._sync.active,
             clock=self._clock_sample,
+            round_cost=cost,
         )
         self._fallback.streaming = config.mode.streams
         self._fallback.comparing = config.mode in (Mode.CUTOVER, Mode.PRODUCTION)
@@ -225,13 +237,14 @@ class DataPlane:
             if self._snapshot_after_ack:
                 self._awaiting_position_ack = True
             else:
-                self._sync.start(now, wall_ms, self._book.generation)
+                self._snapshot(now, wall_ms)
 
     def on_link_down(self, link: Link, now: float) -> None:
         """The link is gone: its tickers await new snapshots (their marks go stale); its books are dropped."""
         self._now = now
         if link is Link.PRIVATE:
             self._sync.cancel()  # the next link up starts a fresh round
+            self._pacer.forget("snapshot")
             self._awaiting_position_ack = False
             self._private_live = False
             self._fallback.private_down(now)
@@ -250,7 +263,7 @@ class DataPlane:
                     self._market.tickers.subscribed(link, topic.removeprefix("tickers."))
         if self._awaiting_position_ack and link is Link.PRIVATE and any(map(_is_position_topic, topics)):
             self._awaiting_position_ack = False
-            self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
+            self._snapshot(now, round(self._wall_origin + now * 1000.0))
 
     def rest_answer(self, request: RestRequest, status: int, body: bytes, now: float, wall_ms: int) -> None:
         """The answer to a `RestCall` (`status=0, body=b""` when the transport failed), by its purpose."""
@@ -337,6 +350,11 @@ class DataPlane:
     def _replay(self, key: PositionKey, now: float) -> None:
         self._join.replay(key, now, "snapshot")
 
+    def _snapshot(self, now: float, wall_ms: int) -> None:
+        """Start a snapshot round of the stream's book: sent at once (a fallback round paid for it; a
+        link-up or reset round is not periodic); its retries and next pages are paced."""
+        self._pacer.paid(lambda: self._sync.start(now, wall_ms, self._book.generation))
+
     def _stream_current(self) -> bool:
         """The stream's book is current: the private link is up and every position category was
         snapshotted since it came up."""
@@ -371,6 +389,7 @@ class DataPlane:
         deadline = self.deadline()
         if deadline is None or deadline > now:
             return  # the common case: the core calls this on every input (docs/performance.md)
+        self._pacer.tick(now)
         self._interest.tick(now)
         self._join.tick(now)
         self._sync.tick(now, wall_ms)
@@ -391,6 +410,7 @@ class DataPlane:
             self._rest.deadline(),
             self._fallback.deadline(),
             self._router.return_deadline(),
+            self._pacer.deadline(),
         ):
             if when is not None and (soonest is None or when < soonest):
                 soonest = when
@@ -469,7 +489,7 @@ class DataPlane:
         self._book.forget(key)
         self._apply(position, mark, now, "position", link)
         # after the push above: the round's epoch must not count it as "touched since the request went out"
-        self._sync.start(now, round(self._wall_origin + now * 1000.0), self._book.generation)
+        self._snapshot(now, round(self._wall_origin + now * 1000.0))
 
     def _apply(
         self,

@@ -55,6 +55,7 @@ from .._events import (
 from .._health import DivergenceMetrics, SymbolDivergence
 from .._timers import Deadlines
 from .account import OwnMark, is_flat
+from .fallback import RestBudget, RestPacer
 from .join import position_update
 from .sync import CompletedSnapshot, SnapshotSync
 
@@ -149,6 +150,8 @@ class RestPositions:
     Args:
         emit: where its position events go (the `Router`); its `SnapshotFailed`s go there too.
         on_mark: every row's mark, for the comparison against the stream ((category, symbol, mark, now)).
+        budget: the one REST token bucket; a poll round pays one token per request (`round_cost`) and waits
+            for them when the bucket is short.
     """
 
     def __init__(
@@ -159,8 +162,12 @@ class RestPositions:
         rng: Random,
         ids: Callable[[], int],
         on_mark: Callable[[str, str, Decimal, float], None],
+        budget: RestBudget,
+        round_cost: int,
+        pacer: RestPacer,
     ) -> None:
         self._config = config
+        self._budget, self._round_cost, self._pacer = budget, round_cost, pacer
         self._emit = emit
         self._on_mark = on_mark
         self._sync = SnapshotSync(config, emit, act, rng, purpose="poll", ids=ids)
@@ -182,6 +189,7 @@ class RestPositions:
         self.running = False
         self.rounds = 0
         self._sync.cancel()
+        self._pacer.forget("poll")
         self._timers.clear()
 
     def get(self, key: PositionKey) -> Position | None:
@@ -218,8 +226,11 @@ class RestPositions:
         return own
 
     def _poll(self, now: float, wall_ms: int) -> None:
+        if not self._budget.take(now, self._round_cost):
+            self._timers.set("poll", max(self._budget.ready_at(self._round_cost), now + 0.001))
+            return  # Rollout.rest_rate holds for polls too: the round goes out once it is paid for
         self._round_started = now
-        self._sync.start(now, wall_ms, 0)
+        self._pacer.paid(lambda: self._sync.start(now, wall_ms, 0))
 
     def _update(self, position: Position, mark: OwnMark | None, now: float) -> PositionUpdate:
         if mark is None:
