@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,106 @@ def test_demo_serves_parseable_metrics_on_loopback_while_it_runs(tmp_path: Path)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+# ------------------------------------------------------------------------------ divergence and rollout
+
+
+def test_divergence_and_rollout_are_counters_and_gauges_per_symbol() -> None:
+    import msgspec
+
+    from bybit_hybrid_core._health import DivergenceMetrics, RolloutStatus, SymbolDivergence
+
+    divergence = DivergenceMetrics(
+        comparisons=12, divergences=3, max_pct=Decimal("4.762"), threshold_pct=Decimal("0.5"),
+        by_symbol={
+            "linear:BTCUSDT": SymbolDivergence(
+                comparisons=7, divergences=3, max_pct=Decimal("4.762"), last_pct=Decimal("4.75")
+            ),
+            "inverse:BTCUSD": SymbolDivergence(
+                comparisons=5, divergences=0, max_pct=Decimal("0.02"), last_pct=Decimal(0)
+            ),
+        },
+    )  # fmt: skip
+    rollout = RolloutStatus(
+        mode="cutover", share=0.25, rest_polling=False, positions_fallback=True, marks_fallback=("ETHUSDT",),
+        rolled_back_for=12.5, rollback_reasons=("divergences_critical",), rest_requests=42,
+    )  # fmt: skip
+    metrics = msgspec.structs.replace(METRICS, divergence=divergence, rollout=rollout)
+    types, s = scrape(HybridCollector(lambda: (metrics, HEALTH)))
+    btc, inv = {"category": "linear", "symbol": "BTCUSDT"}, {"category": "inverse", "symbol": "BTCUSD"}
+    assert one(s, "bybit_hybrid_mark_comparisons_total", **btc) == 7
+    assert one(s, "bybit_hybrid_mark_comparisons_total", **inv) == 5
+    assert one(s, "bybit_hybrid_mark_divergences_total", **btc) == 3
+    assert one(s, "bybit_hybrid_mark_divergences_total", **inv) == 0
+    assert one(s, "bybit_hybrid_mark_divergence_max_ratio", **btc) == pytest.approx(0.04762)
+    assert one(s, "bybit_hybrid_mark_divergence_last_ratio", **btc) == pytest.approx(0.0475)
+    assert one(s, "bybit_hybrid_mark_divergence_max_ratio", **inv) == pytest.approx(0.0002)
+    assert one(s, "bybit_hybrid_mark_divergence_threshold_ratio") == pytest.approx(0.005)
+    modes = {dict(k[1])["mode"]: v for k, v in s.items() if k[0] == "bybit_hybrid_rollout_mode"}
+    assert modes == {"rest": 0, "canary": 0, "parallel": 0, "cutover": 1, "production": 0}
+    assert one(s, "bybit_hybrid_rollout_share") == 0.25
+    assert one(s, "bybit_hybrid_rollout_rest_polling") == 0
+    assert one(s, "bybit_hybrid_rollout_rolled_back") == 1
+    assert one(s, "bybit_hybrid_rollout_rolled_back_seconds") == 12.5
+    assert one(s, "bybit_hybrid_rollout_positions_fallback") == 1
+    assert one(s, "bybit_hybrid_rollout_marks_fallback_symbols") == 1
+    assert one(s, "bybit_hybrid_rollout_rest_requests_total") == 42
+    for name in ("mark_comparisons", "mark_divergences", "rollout_rest_requests"):
+        assert types[f"bybit_hybrid_{name}"] == "counter"
+    for name in (
+        "mark_divergence_max_ratio",
+        "mark_divergence_last_ratio",
+        "rollout_mode",
+        "rollout_rolled_back",
+    ):
+        assert types[f"bybit_hybrid_{name}"] == "gauge"
+
+
+def test_no_comparison_and_no_rollout_status_give_no_made_up_samples() -> None:
+    _, s = scrape(HybridCollector(lambda: (METRICS, HEALTH)))  # the defaults: nothing compared, rollout None
+    assert not [k for k in s if k[0].startswith(("bybit_hybrid_mark_comparisons", "bybit_hybrid_rollout_"))]
+    assert one(s, "bybit_hybrid_mark_divergence_threshold_ratio") == pytest.approx(0.01)
+    rolled_back = with_rollout(rolled_back_for=None)
+    _, s = scrape(HybridCollector(lambda: (rolled_back, HEALTH)))
+    assert one(s, "bybit_hybrid_rollout_rolled_back") == 0
+    assert ("bybit_hybrid_rollout_rolled_back_seconds", frozenset()) not in s
+
+
+def with_rollout(**changes: object) -> Metrics:
+    import msgspec
+
+    from bybit_hybrid_core._health import RolloutStatus
+
+    fields: dict[str, object] = {
+        "mode": "parallel", "share": 1.0, "rest_polling": True, "positions_fallback": False,
+        "marks_fallback": (), "rolled_back_for": None, "rollback_reasons": (), "rest_requests": 0,
+    }  # fmt: skip
+    fields.update(changes)
+    return msgspec.structs.replace(METRICS, rollout=RolloutStatus(**fields))  # type: ignore[arg-type]
+
+
+def test_a_diverging_rest_mark_in_a_simulation_shows_in_the_scrape() -> None:
+    from bybit_hybrid_core import Mode, Rollout
+    from bybit_hybrid_core.testing import DEFAULT_START_MS, Simulation, Venue
+
+    config = Config(
+        credentials=Credentials("test-key", "test-secret"),
+        endpoints=Endpoints.custom("ws://fake.bybit"),
+        mode=Mode.PRODUCTION,
+        rollout=Rollout(compare_interval=5.0),
+    )
+    sim = Simulation(config, seed=3, latency=0.01, venue=Venue(3, DEFAULT_START_MS, interval=0.5))
+    sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    sim.exchange.rest_mark_divergence("BTCUSDT", 5)
+    sim.advance(21.0)
+    registry = CollectorRegistry(auto_describe=False)
+    register(sim.core, registry)
+    _, s = parse(generate_latest(registry).decode())
+    d = sim.core.metrics().divergence.by_symbol["linear:BTCUSDT"]
+    btc = {"category": "linear", "symbol": "BTCUSDT"}
+    assert one(s, "bybit_hybrid_mark_comparisons_total", **btc) == d.comparisons > 0
+    assert one(s, "bybit_hybrid_mark_divergences_total", **btc) == d.divergences == d.comparisons
+    assert 0.045 < one(s, "bybit_hybrid_mark_divergence_max_ratio", **btc) < 0.051
+    assert one(s, "bybit_hybrid_rollout_mode", mode="production") == 1
+    assert one(s, "bybit_hybrid_rollout_rest_requests_total") > 0

@@ -40,7 +40,7 @@ except ImportError as exc:  # an optional extra: say how to get it rather than a
         name="prometheus_client",
     ) from exc
 
-from bybit_hybrid_core import Health, HybridCore, Latency, Metrics
+from bybit_hybrid_core import Health, HybridCore, Latency, Metrics, Mode
 
 __all__ = [
     "PREFIX",
@@ -98,6 +98,8 @@ class HybridCollector(Collector):
         yield from core_families(metrics)
         yield latency_family(metrics.latency)
         yield from health_families(health)
+        yield from divergence_families(metrics)
+        yield from rollout_families(metrics)
 
 
 def link_families(metrics: Metrics) -> Iterator[Metric]:
@@ -212,6 +214,93 @@ def health_families(health: Health) -> Iterator[Metric]:
     for reason in health.reasons:
         reasons.add_metric([reason.rule, reason.level], 1)
     yield reasons
+
+
+def divergence_families(metrics: Metrics) -> Iterator[Metric]:
+    """REST marks compared with the stream's (`Metrics.divergence`), per `category` and `symbol`; the
+    percentages as ratios (Prometheus' base unit: 0.05 is 5 %)."""
+    d = metrics.divergence
+    labels = ["category", "symbol"]
+    comparisons = CounterMetricFamily(
+        f"{PREFIX}_mark_comparisons",
+        "REST marks compared with the stream's mark at that moment.",
+        labels=labels,
+    )
+    divergences = CounterMetricFamily(
+        f"{PREFIX}_mark_divergences",
+        "Comparisons whose marks differ by more than the threshold (mark_divergence_threshold_ratio).",
+        labels=labels,
+    )
+    worst = GaugeMetricFamily(
+        f"{PREFIX}_mark_divergence_max_ratio",
+        "The largest |stream - REST| / REST seen since start (0.01 is 1 %).",
+        labels=labels,
+    )
+    last = GaugeMetricFamily(
+        f"{PREFIX}_mark_divergence_last_ratio",
+        "|stream - REST| / REST of the last comparison.",
+        labels=labels,
+    )
+    for key, s in sorted(d.by_symbol.items()):
+        category, _, symbol = key.partition(":")
+        where = [category, symbol] if symbol else ["", category]
+        comparisons.add_metric(where, s.comparisons)
+        divergences.add_metric(where, s.divergences)
+        worst.add_metric(where, float(s.max_pct) / 100)
+        last.add_metric(where, float(s.last_pct) / 100)
+    yield from (comparisons, divergences, worst, last)
+    yield GaugeMetricFamily(
+        f"{PREFIX}_mark_divergence_threshold_ratio",
+        "A comparison above this is a divergence (Rollout.divergence_pct / 100).",
+        float(d.threshold_pct) / 100,
+    )
+
+
+def rollout_families(metrics: Metrics) -> Iterator[Metric]:
+    """Where the rollout stands (`Metrics.rollout`); nothing when the core does not say."""
+    r = metrics.rollout
+    if r is None:
+        return
+    mode = GaugeMetricFamily(
+        f"{PREFIX}_rollout_mode", "1 for the rollout mode in force, 0 for the others.", labels=["mode"]
+    )
+    for m in Mode:
+        mode.add_metric([m.value], 1 if m.value == r.mode else 0)
+    yield mode
+    yield GaugeMetricFamily(
+        f"{PREFIX}_rollout_share", "In cutover, the share of symbols driven by the stream.", r.share
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_rollout_rest_polling",
+        "1 while REST polling drives positions (a mode or a rollback).",
+        1 if r.rest_polling else 0,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_rollout_rolled_back",
+        "1 while an automatic rollback to REST is in force.",
+        0 if r.rolled_back_for is None else 1,
+    )
+    rolled = GaugeMetricFamily(
+        f"{PREFIX}_rollout_rolled_back_seconds", "Seconds the rollback in force has lasted (absent: none)."
+    )
+    if r.rolled_back_for is not None:
+        rolled.add_metric([], r.rolled_back_for)
+    yield rolled
+    yield GaugeMetricFamily(
+        f"{PREFIX}_rollout_positions_fallback",
+        "1 while positions are polled over REST because the private link is down.",
+        1 if r.positions_fallback else 0,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_rollout_marks_fallback_symbols",
+        "Symbols whose marks are polled over REST because the stream's are stale.",
+        len(r.marks_fallback),
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_rollout_rest_requests",
+        "Periodic REST requests spent (polls, fallbacks, comparisons).",
+        r.rest_requests,
+    )
 
 
 class ExchangeCollector(Collector):

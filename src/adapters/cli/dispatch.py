@@ -1,4 +1,4 @@
-"""The `bybit-hybrid` command line: demo, watch, positions, sim, record, replay.
+"""The `bybit-hybrid` command line: demo, watch, positions, shadow, sim, record, replay.
 
     bybit-hybrid demo                       # everything on an embedded FakeExchange, no account needed
     bybit-hybrid watch BTCUSDT ETHUSDT      # live public tickers from Bybit
@@ -15,9 +15,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from .errors import EXIT_CODES_HELP, EXIT_OK, CliError
+from .errors import EXIT_CODES_HELP, EXIT_OK, SHADOW_EXIT_CODES_HELP, CliError
 from .signals import raise_if_stopped, stop_signals
 
 __all__ = ["build_parser", "main"]
@@ -87,6 +88,23 @@ examples:
   bybit-hybrid record btc.ndjson tickers.BTCUSDT orderbook.50.BTCUSDT --duration 60
   bybit-hybrid record account.ndjson --private --testnet --duration 120"""
 
+SHADOW_HELP = """\
+The rollout's parallel step, watched: the stream runs beside REST polling of your positions and every
+REST poll's mark is compared with the stream's mark of that moment. Per symbol the view shows the last
+stream and REST marks, their divergence, how many comparisons and divergences (over --threshold) and the
+largest divergence seen. At the end (--duration or Ctrl-C) a summary and the verdict as the exit code.
+The mode is parallel, or HYBRID_MODE's when it is parallel, cutover or production (HYBRID_SHARE: the
+cutover share). Keys from BYBIT_API_KEY and BYBIT_API_SECRET (read-only is enough), or --sim: the
+FakeExchange on 127.0.0.1 with open positions, and --diverge SYMBOL:PCT to see the check catch a REST mark
+PCT % off.
+
+examples:
+  bybit-hybrid shadow --sim --duration 30
+  HYBRID_MODE=production bybit-hybrid shadow --sim --diverge BTCUSDT:5 --duration 30   # exits 1
+  export BYBIT_API_KEY=... BYBIT_API_SECRET=...
+  bybit-hybrid shadow --testnet --duration 600 --threshold 0.5
+  bybit-hybrid shadow --duration 3600 --json | grep MarksCompared"""
+
 REPLAY_HELP = """\
 Feeds a recording made by `record` into a fresh core at the recorded times (no sockets, no sleeping) and
 prints the events: the same file always gives the same output.
@@ -134,10 +152,11 @@ def _add_metrics(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _sub(
-    subs: Any, name: str, summary: str, description: str, run: Callable[[Any], int]
-) -> argparse.ArgumentParser:
+    subs: Any, name: str, summary: str, description: str, run: Callable[[Any], int],
+    epilog: str = EXIT_CODES_HELP,
+) -> argparse.ArgumentParser:  # fmt: skip
     p: argparse.ArgumentParser = subs.add_parser(
-        name, help=summary, description=description, epilog=EXIT_CODES_HELP, formatter_class=_FORMATTER
+        name, help=summary, description=description, epilog=epilog, formatter_class=_FORMATTER
     )
     p.set_defaults(run=run)
     return p
@@ -180,6 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
              _positions)  # fmt: skip
     _add_output(p)
     _add_endpoints(p, demo=True)
+
+    p = _sub(subs, "shadow", "compare REST marks with the stream's (the rollout's parallel step)",
+             SHADOW_HELP, _shadow, epilog=SHADOW_EXIT_CODES_HELP)  # fmt: skip
+    _add_output(p)
+    _add_endpoints(p, demo=True)
+    p.add_argument(
+        "--sim",
+        action="store_true",
+        help="against the FakeExchange on 127.0.0.1 with open positions (no keys)",
+    )
+    p.add_argument(
+        "--diverge", action="append", metavar="SYMBOL:PCT",
+        help="with --sim: the REST mark of SYMBOL is PCT %% off the stream's (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threshold", type=Decimal, default=Decimal(1), metavar="PCT",
+        help="a comparison over PCT %% is a divergence (default 1)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="with --sim: the market seed (default 0)")
+    p.add_argument("--poll-interval", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
 
     p = _sub(subs, "sim", "serve the FakeExchange for a bot's tests; commands on stdin",
              SIM_HELP.format(commands=COMMANDS_HELP), _sim)  # fmt: skip
@@ -230,6 +269,12 @@ def _positions(args: Any) -> int:
     from .commands import run_positions
 
     return run_positions(args)
+
+
+def _shadow(args: Any) -> int:
+    from .shadow import run_shadow
+
+    return run_shadow(args)
 
 
 def _sim(args: Any) -> int:

@@ -13,10 +13,13 @@ from .._startup import StartupFailed, classify_transport
 __all__ = [
     "EXIT_AUTH",
     "EXIT_CODES_HELP",
+    "EXIT_DIVERGED",
     "EXIT_FAILURE",
     "EXIT_NETWORK",
+    "EXIT_NOTHING_COMPARED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "SHADOW_EXIT_CODES_HELP",
     "CliError",
     "auth_error",
     "cli_error",
@@ -28,6 +31,8 @@ EXIT_FAILURE = 1  # a bug: the traceback is worth a report
 EXIT_USAGE = 2  # bad arguments, missing keys, an unreadable file
 EXIT_AUTH = 3  # the API key was refused
 EXIT_NETWORK = 4  # DNS, refused port, TLS, timeout, HTTP refusal (403 geo-block)
+EXIT_DIVERGED = 1  # shadow: a REST mark differed from the stream's by more than the threshold
+EXIT_NOTHING_COMPARED = 5  # shadow: no comparison at all (no open position, or no fresh stream mark)
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -36,6 +41,16 @@ exit codes:
   2  usage or configuration: bad arguments, missing BYBIT_API_KEY/BYBIT_API_SECRET, unreadable file
   3  authentication refused (clock skew, key of another environment, wrong secret)
   4  network: DNS failure, closed port, TLS failure, timeout, HTTP refusal such as the 403 geo-block"""
+
+
+SHADOW_EXIT_CODES_HELP = """\
+exit codes:
+  0  no divergence over --threshold in the comparisons made (--duration reached or Ctrl-C)
+  1  at least one REST mark differed from the stream's by more than --threshold
+  2  usage or configuration: bad arguments, missing BYBIT_API_KEY/BYBIT_API_SECRET, HYBRID_MODE
+  3  authentication refused (clock skew, key of another environment, wrong secret)
+  4  network: DNS failure, closed port, TLS failure, timeout, HTTP refusal such as the 403 geo-block
+  5  nothing was compared: no open position, or no fresh stream mark at any REST poll"""
 
 
 class CliError(Exception):
