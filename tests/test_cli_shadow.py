@@ -82,11 +82,6 @@ def test_a_rest_mark_5_percent_off_is_caught_in_production_mode(
     assert all(r[1] == 0 for key, r in rows.items() if key != "linear:BTCUSDT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in parallel the core compares GET /v5/position/list rows' markPrice, and the FakeExchange's "
-    "rest_mark_divergence moves only GET /v5/market/tickers (reported to the lead)",
-)
 def test_a_rest_mark_5_percent_off_is_caught_in_parallel_mode(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["shadow", "--sim", "--duration", "2.5", "--diverge", "BTCUSDT:5", *FAST]) == EXIT_DIVERGED
     rows = summary_rows(capsys.readouterr().out)

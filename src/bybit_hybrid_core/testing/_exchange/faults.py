@@ -172,8 +172,9 @@ class FaultsMixin:
     def rest_mark_divergence(
         self, symbol: str, percent: str | Decimal | float, category: str = "linear"
     ) -> None:
-        """The REST tickers answer's `markPrice` of `symbol` is off by `percent` (e.g. 2 or "-0.5", rounded
-        to the tick) while the stream keeps pushing the true mark: a REST/stream disagreement. 0 clears it."""
+        """REST's `markPrice` of `symbol` (the tickers answer and the position list's rows) is off by
+        `percent` (e.g. 2 or "-0.5", rounded to the tick) while the stream keeps pushing the true mark: a
+        REST/stream disagreement. 0 clears it."""
         pct = Decimal(str(percent))
         if not pct.is_finite() or pct <= -100:
             raise ValueError(f"percent must be a finite number above -100, got {percent!r}")

@@ -240,6 +240,12 @@ class RestHandler:
                 "retExtInfo": {},
                 "time": self._wall_ms(now),
             }
+        result = answer.get("result")
+        if self.rest_faults.mark_divergence and isinstance(result, dict):
+            category = str(result.get("category") or query.get("category", ""))
+            for row in result.get("list") or ():
+                if isinstance(row, dict) and row.get("markPrice"):
+                    row["markPrice"] = self._diverged(category, str(row.get("symbol", "")), row["markPrice"])
         return msgspec.json.encode(answer)
 
     # ----------------------------------------------------------------------------- public market data
@@ -279,13 +285,19 @@ class RestHandler:
     def _ticker(self, category: str, symbol: str) -> dict[str, str]:
         assert self._market is not None
         row = ticker_row(category, self._market.ticker(category, symbol))
-        percent = self.rest_faults.mark_divergence.get((category, symbol))
-        if percent is not None and row.get("markPrice"):
-            # the REST mark off by `percent`, on the tick; the stream keeps the true mark
-            tick = Decimal(str(self._market.instrument(category, symbol).tick))
-            off = Decimal(row["markPrice"]) * (1 + percent / 100)
-            row["markPrice"] = str((off / tick).to_integral_value() * tick)
+        if row.get("markPrice"):
+            row["markPrice"] = self._diverged(category, symbol, row["markPrice"])
         return row
+
+    def _diverged(self, category: str, symbol: str, mark: str) -> str:
+        """A REST `markPrice` (tickers and position rows alike) off by the `rest_mark_divergence` percent of
+        the symbol, on the tick; the stream keeps the true mark."""
+        percent = self.rest_faults.mark_divergence.get((category, symbol))
+        if percent is None or self._market is None:
+            return mark
+        tick = Decimal(str(self._market.instrument(category, symbol).tick))
+        off = Decimal(mark) * (1 + percent / 100)
+        return str((off / tick).to_integral_value() * tick)
 
     def _ip(self, now: float) -> tuple[dict[str, str], bool]:
         """Count one request in the IP window: the limit headers, and False when it is refused (over the
