@@ -276,7 +276,7 @@ class DataPlane:
             self._rest.answer(request, status, body, now, wall_ms)
         else:
             self._fallback.answer(request, status, body, now, wall_ms)
-        self._router.ready(now)
+        self._after_rollout(now, wall_ms)  # a pending hand-over may be ready now: filters follow the mode
 
     # ------------------------------------------------------------------------------------- rollout
 
@@ -398,7 +398,7 @@ class DataPlane:
         back = self._router.return_deadline()
         if back is not None and now >= back:
             self.health(*self._critical, now, wall_ms)
-        self._router.ready(now)
+        self._after_rollout(now, wall_ms)
 
     def deadline(self) -> float | None:
         """When `tick` next has something to do (None: nothing is scheduled)."""
