@@ -13,7 +13,9 @@
 Bounded by construction: each periodic job sends at most one request per category per period (a category
 with more than `_PER_SYMBOL_MAX` symbols to ask is asked whole, in one request), and every request takes a
 token from one bucket (`Rollout.rest_rate` per second, burst twice that); a job without a token waits for its
-next period. Failures are never retried sooner than the period. So no fault makes it exceed the rate.
+next period. Position rounds (REST polling, this fallback) pay one token per listing before they start; a
+failed page asked again and a next page take one each through `RestPacer`, waiting for it. So no fault makes
+the periodic requests exceed the rate (the stream's snapshot round at each private link up is not periodic).
 """
 
 from __future__ import annotations
