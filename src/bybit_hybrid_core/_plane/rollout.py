@@ -326,7 +326,10 @@ class Router:
         """The REST pipeline must poll: it drives something now, or will once a hand-over is ready."""
         if self._rest_all or (self.mode is Mode.CUTOVER and self.share < 1.0):
             return True
-        return self._target is not None and (self._target[0].rest_driven or self._target[2])
+        if self._target is None:
+            return False
+        mode, share, rolled_back = self._target
+        return mode.rest_driven or rolled_back or (mode is Mode.CUTOVER and share < 1.0)
 
     # --------------------------------------------------------------------------------------- events
 
