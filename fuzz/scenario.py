@@ -1,7 +1,8 @@
 """Steps of a fuzz scenario as data, so a run can be replayed exactly (the determinism check) and printed.
 
 A `Step` is (name, args). `apply(sim, step)` performs it on a Simulation: trading on the venue (open, grow,
-shrink, flip, close, hedge mode), moving marks, pins, faults, REST delays and the passage of time. Steps that
+shrink, flip, close, hedge mode), moving marks, pins, faults, REST delays, outages, rollout mode switches
+and the passage of time. Steps that
 the venue itself refuses (an order Bybit would reject, a mode switch with a position open) are no-ops, like a
 bot's rejected request; anything else that raises is a bug.
 """
@@ -14,7 +15,16 @@ from typing import Any
 
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from bybit_hybrid_core import Config, Credentials, Endpoints, LocalProtocolError, Timings
+from bybit_hybrid_core import (
+    Config,
+    Credentials,
+    Endpoints,
+    HealthRules,
+    LocalProtocolError,
+    Mode,
+    Rollout,
+    Timings,
+)
 from bybit_hybrid_core.testing import DEFAULT_START_MS, OrderRejected, Simulation, Venue
 
 Step = tuple[str, tuple[Any, ...]]
@@ -51,15 +61,23 @@ POISON = (
 )
 
 
-def config() -> Config:
-    """Both categories of positions; a short ack timeout keeps healing quick."""
-    return Config(credentials=CREDS, endpoints=Endpoints.custom("ws://fake.bybit"), timings=Timings())
+def config(rollout: bool = False) -> Config:
+    """Both categories of positions; a short ack timeout keeps healing quick. With `rollout`: the automatic
+    rollback on, after 30 s with every link down, back after a minute healthy (test_fuzz_rollout.py)."""
+    if not rollout:
+        return Config(credentials=CREDS, endpoints=Endpoints.custom("ws://fake.bybit"), timings=Timings())
+    return Config(
+        credentials=CREDS,
+        endpoints=Endpoints.custom("ws://fake.bybit"),
+        health=HealthRules(links_down_critical=30.0),
+        rollout=Rollout(auto_rollback=True, return_after=60.0),
+    )
 
 
-def new_sim(seed: int, latency: float) -> Simulation:
+def new_sim(seed: int, latency: float, rollout: bool = False) -> Simulation:
     # The market steps every 0.5 s (Bybit: 0.1 s): fewer pushes per virtual second, same orderings.
     venue = Venue(seed, DEFAULT_START_MS, interval=0.5)
-    return Simulation(config(), seed=seed, latency=latency, venue=venue, publish_interval=0.5)
+    return Simulation(config(rollout), seed=seed, latency=latency, venue=venue, publish_interval=0.5)
 
 
 def apply(sim: Simulation, step: Step) -> None:
@@ -77,6 +95,14 @@ def apply(sim: Simulation, step: Step) -> None:
         sim.exchange.rest_delay(args[0])
     elif name == "fault":
         _fault(sim, *args)
+    elif name == "mode":
+        sim.core.set_mode(Mode(args[0]), args[1])
+        sim.advance(0.0)  # its ModeChanged into `sim.events`
+    elif name == "outage":  # `kind`'s links down, every upgrade refused, for `seconds`
+        sim.exchange.geo_block()
+        sim.exchange.drop_link(args[0], close_frame=False)
+        sim.advance(args[1])
+        sim.exchange.geo_block(False)
     else:
         raise ValueError(f"unknown step {name!r}")
 

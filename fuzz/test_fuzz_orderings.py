@@ -35,6 +35,8 @@ from scenario import DATA_FAULTS, FAILURES, KINDS, LINK_FAULTS, SERVICE_FAULTS, 
 from bybit_hybrid_core import (
     Event,
     LinkDown,
+    Mode,
+    ModeChanged,
     PositionClosed,
     PositionOpened,
     PositionUpdate,
@@ -66,6 +68,8 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 
 class Orderings(RuleBasedStateMachine):
+    ROLLOUT = False  # the rollout machine (test_fuzz_rollout.py) runs the same rules with a rollout config
+
     def __init__(self) -> None:
         super().__init__()
         self.sim: Simulation | None = None
@@ -85,7 +89,7 @@ class Orderings(RuleBasedStateMachine):
     )
     def start(self, seed: int, latency: float, opened: list[tuple[tuple[str, str], str, int]]) -> None:
         self.seed, self.latency = seed, latency
-        self.sim = self._guarded(lambda: new_sim(seed, latency))
+        self.sim = self._guarded(lambda: new_sim(seed, latency, self.ROLLOUT))
         for where, side, lots in opened:
             self.do("order", *where, side, lots, 0)
         self.do("advance", 2.0)
@@ -256,7 +260,7 @@ class Orderings(RuleBasedStateMachine):
         assert not stale, stale[:3]
 
     def _replay(self) -> bytes:
-        sim = new_sim(self.seed, self.latency)
+        sim = new_sim(self.seed, self.latency, self.ROLLOUT)
         for step in self.steps:
             if step[0] == "heal":
                 _heal(sim)
@@ -269,6 +273,9 @@ def _heal(sim: Simulation) -> None:
     """Heal every fault, wait until every link the core has is live again and no refused ticker is still
     waiting for its retry, then a quiet period. Nothing is reconnected by hand: the core must get there."""
     sim.calm()
+    if sim.events_of(ModeChanged):  # `core.mode` is the driver now; a switch may still be pending
+        sim.core.set_mode(Mode.PRODUCTION)  # the checks below are the stream's: it drives once current
+    sim.core.resume()  # an automatic rollback (the rollout machine's) ends: no-op otherwise
     _until_live(sim)
     sim.advance(sim.config.timings.ack_timeout)  # a refusal still in flight arrives (or its ack times out)
     deadline = sim.now + HEAL_LIMIT
