@@ -9,7 +9,9 @@ about a second each.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +26,10 @@ from adapter_helpers import no_leaks
 from bybit_hybrid_core import (
     Authenticated,
     AuthFailed,
+    Config,
+    Credentials,
     Event,
+    FallbackStarted,
     HybridCore,
     Link,
     LinkDown,
@@ -34,6 +39,8 @@ from bybit_hybrid_core import (
     PositionOpened,
     PositionsSynced,
     PositionUpdate,
+    Rollout,
+    SnapshotFailed,
     Subscribed,
     TickerUpdate,
     Timings,
@@ -116,6 +123,16 @@ def options(served: ServedExchange, **extra: Any) -> dict[str, Any]:
     return base | extra
 
 
+def rollout_options(served: ServedExchange, **rollout: Any) -> dict[str, Any]:
+    """A ready `Config` (the way to set `rollout`): marks go stale after 0.3 s, REST polls every 0.3 s."""
+    config = Config(
+        credentials=Credentials(served.api_key, served.api_secret), endpoints=served.endpoints,
+        categories=("linear",), timings=dataclasses.replace(FAST, stale_mark_after=0.3),
+        rollout=Rollout(**({"marks_fallback_after": 0.3, "poll_interval": 0.3} | rollout)),
+    )  # fmt: skip
+    return {"config": config, "cafile": served.ca_file}
+
+
 def live(driver: Driver) -> Events:
     """Both links up, private topics confirmed, the REST snapshot reconciled."""
     return driver.wait_for(
@@ -161,6 +178,54 @@ def test_live_positions_then_server_killed_and_back(make_driver: MakeDriver, ser
             driver.wait_for(lambda ev: held <= {e.symbol for e in position_updates(ev[seen:], "mark")})
             subscribed = served.call(lambda ex: ex.subscriptions("linear") | ex.subscriptions("private"))
             assert {"tickers.BTCUSDT", "tickers.ETHUSDT", "tickers.SOLUSDT", "position"} <= subscribed
+        finally:
+            driver.close()
+
+
+def test_every_rest_call_is_carried_on_kept_alive_connections(
+    make_driver: MakeDriver, served: ServedExchange
+) -> None:
+    """FetchTime at start, FetchPositions for the snapshot (held back 0.3 s by the exchange, so its requests
+    are in flight at once) and FetchTickers for a position whose ticker is refused (the marks fallback):
+    each answer reaches the core, and the pooled client reuses the exchange's kept-alive connections."""
+    served.call(lambda ex: ex.fail_subscribe("tickers.ETHUSDT"))  # refused until healed: the mark goes dark
+    served.call(lambda ex: ex.open_position("ETHUSDT", "Buy", "1"))
+    served.call(lambda ex: ex.rest_delay(0.3, path="/v5/position/list"))
+    with no_leaks():
+        driver = make_driver(**rollout_options(served))
+        try:
+            events = driver.wait_for(
+                lambda ev: count(ev, PositionsSynced, category="linear") >= 1
+                and count(ev, FallbackStarted, what="marks") >= 1
+                and any(e.source == "rest" for e in position_updates(ev, "mark"))
+            )  # fmt: skip
+            polled = [e for e in position_updates(events, "mark") if e.source == "rest"]
+            assert {e.symbol for e in polled} == {"ETHUSDT"} and all(e.mark_price for e in polled)
+            # the tickers answers reached the core: it priced the position with them (no ticker came)
+            driver.wait_for(lambda ev: served.rest_log.count(("GET", "/v5/market/tickers")) >= 3)
+            assert ("GET", "/v5/market/time") in served.rest_log
+            assert served.rest_peak >= 2  # the snapshot's requests were in flight together
+            rest_connections = served.tcp_connections - served.accepted
+            assert 1 <= rest_connections < served.rest_requests  # connections reused between requests
+        finally:
+            driver.close()
+
+
+def test_an_explicit_proxy_carries_rest_and_its_password_is_never_shown(
+    make_driver: MakeDriver, served: ServedExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as gone:  # a port nobody listens on: REST through this "proxy" fails
+        gone.bind(("127.0.0.1", 0))
+        port = gone.getsockname()[1]
+    password = "pr0xy-pa55word"
+    with no_leaks(), caplog.at_level(logging.DEBUG):
+        driver = make_driver(**options(served, proxy=f"http://user:{password}@127.0.0.1:{port}"))
+        try:
+            events = driver.wait_for(lambda ev: both_up(ev) and count(ev, SnapshotFailed) >= 1)
+            assert served.rest_requests == 0  # the snapshot went to the proxy, not to the exchange
+            assert f"http://***@127.0.0.1:{port}" in repr(driver.stream.settings)
+            texts = [repr(driver.stream.settings), caplog.text, *(repr(e) for e in events)]
+            assert not [t for t in texts if password in t]
         finally:
             driver.close()
 

@@ -91,3 +91,21 @@ def test_targets() -> None:
     )
     with pytest.raises(ValueError, match="ws://"):
         target("ftp://example.com")
+
+
+def test_a_proxy_is_kept_and_its_password_never_shown() -> None:
+    assert settings().proxy is None  # the environment's proxies apply (httpx trust_env)
+    s = settings(proxy=f"http://user:{SECRET}@proxy.example:3128")
+    assert s.proxy == f"http://user:{SECRET}@proxy.example:3128"
+    assert SECRET not in repr(s) and "http://***@proxy.example:3128" in repr(s)
+
+
+@pytest.mark.parametrize(
+    "proxy", ["proxy.example:3128", "ftp://proxy.example", "http://", "http://proxy.example:port"]
+)
+def test_a_proxy_that_is_not_a_url_is_refused_at_once(proxy: str) -> None:
+    with pytest.raises(LocalProtocolError, match="not a proxy URL"):
+        settings(proxy=proxy)
+    with pytest.raises(LocalProtocolError) as raised:
+        settings(proxy=proxy.replace("//", f"//u:{SECRET}@", 1))
+    assert SECRET not in str(raised.value)

@@ -1,7 +1,7 @@
-"""The REST client behind FetchPositions (httpx), over real TCP and TLS on 127.0.0.1 only.
+"""The REST client behind every RestCall (httpx), over real TCP and TLS on 127.0.0.1 only.
 
 `AsyncRest` runs on stdlib asyncio (asyncio.run) and on trio (trio.run), `SyncRest` blocking; the one-shot
-`fetch_anyio` / `fetch_asyncio` / `fetch_sync` are checked too until every adapter holds a client. Servers
+`fetch_anyio` / `fetch_asyncio` / `fetch_sync` (for scripts) are checked too. Servers
 here: the served FakeExchange (signed answers, rate-limit headers), an `EchoExchange` behind the same server
 (what arrived, byte for byte), a keep-alive HTTP/1.1 server that counts its connections, a CONNECT proxy, a
 listener that never answers, and a port nobody listens on. Nothing asserts httpx's own message text.

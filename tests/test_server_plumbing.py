@@ -72,15 +72,59 @@ def test_rest_requests_get_the_exchange_answer(tls: bool) -> None:
     exchange = EchoExchange(rest_answer=(401, b'{"retCode":10003}'))
     with ServedExchange(exchange, tls=tls) as served, connect(served) as sock:
         sock.sendall(
-            b"GET /v5/position/list?category=linear HTTP/1.1\r\nHost: x\r\nX-BAPI-API-KEY: k\r\n\r\n"
+            b"GET /v5/position/list?category=linear HTTP/1.1\r\nHost: x\r\nX-BAPI-API-KEY: k\r\n"
+            b"Connection: close\r\n\r\n"
         )
-        answer = read_until(sock, b"never")
+        answer = read_until(sock, b"never")  # the client said close: the server closes after answering
         assert answer.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+        assert b"\r\nConnection: close\r\n" in answer
         assert answer.endswith(b'\r\n\r\n{"retCode":10003}')
         assert exchange.rest_calls == [
-            ("GET", "/v5/position/list?category=linear", {"Host": "x", "X-BAPI-API-KEY": "k"})
-        ]
+            (
+                "GET", "/v5/position/list?category=linear",
+                {"Host": "x", "X-BAPI-API-KEY": "k", "Connection": "close"},
+            )
+        ]  # fmt: skip
         assert served.rest_requests == 1
+        assert served.rest_log == [("GET", "/v5/position/list")]
+
+
+def read_answer(sock: socket.socket, pending: bytes = b"") -> tuple[bytes, bytes]:
+    """One HTTP answer read to its Content-Length, and whatever came after it."""
+    data = read_until(sock, b"\r\n\r\n") if b"\r\n\r\n" not in pending else pending
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                 .split(b":")[1])  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the body ended"
+        body += chunk
+    return head + b"\r\n\r\n" + body[:length], body[length:]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_rest_connections_are_kept_alive_for_the_next_request(tls: bool) -> None:
+    exchange = EchoExchange(rest_answer=(200, b'{"retCode":0}'))
+    get = b"GET /v5/market/time HTTP/1.1\r\nHost: x\r\n\r\n"
+    with no_leaks(), ServedExchange(exchange, tls=tls) as served:
+        with connect(served) as sock:
+            sock.sendall(get)
+            first, rest = read_answer(sock)
+            assert b"\r\nConnection: keep-alive\r\n" in first and first.endswith(b'{"retCode":0}')
+            sock.sendall(get + get)  # pipelined: both in one write, answered in order
+            second, rest = read_answer(sock, rest)
+            third, rest = read_answer(sock, rest)
+            assert second == third == first and rest == b""
+            assert (served.rest_requests, served.tcp_connections) == (3, 1)
+            assert served.rest_log == [("GET", "/v5/market/time")] * 3
+        wait_for(lambda: exchange.gone == [] and not served._handlers)  # the client's close ends it
+
+
+def test_an_http_1_0_request_is_answered_and_closed() -> None:
+    with ServedExchange(EchoExchange(), tls=False) as served, connect(served) as sock:
+        sock.sendall(b"GET /v5/market/time HTTP/1.0\r\nHost: x\r\n\r\n")
+        answer = read_until(sock, b"never")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in answer
 
 
 def test_kill_and_revive_keep_the_port() -> None:

@@ -6,7 +6,9 @@
 
 Per connection one task dials (TCP, then TLS with SNI and verification for wss://) and reads; the loop
 feeds every input with `anyio.current_time()` to the core, performs its actions and sleeps until the next
-input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.AsyncMailbox`).
+input or `Output.deadline`. Events go to a bounded, conflating queue (`_queue.AsyncMailbox`). Every
+`RestCall` runs in a task of its own on one pooled httpx client (`rest.AsyncRest`), opened inside the
+running loop for the stream's life, so several may be in flight and reuse kept-alive connections.
 
 What a read costs is paid per read, not per message: a live venue sends each message in its own TLS record,
 and anyio's `TLSStream.receive` hands back one record per call (it is one `SSLObject.read`), so the reader
@@ -28,7 +30,7 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 from anyio.streams.tls import TLSAttribute
 
-from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
+from bybit_hybrid_core import Action, Dial, Event, Hangup, HybridCore, Link, RestCall, RestRequest, Send
 
 from ._commands import Commands
 from ._links import Links
@@ -37,7 +39,7 @@ from ._queue import AsyncMailbox, Inbox
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
-from .rest import fetch_anyio
+from .rest import AsyncRest
 
 __all__ = ["HybridStream"]
 
@@ -106,6 +108,7 @@ class HybridStream(Commands):
         self._live = LiveWatch(self.settings.config, self.core.status)
         self._tg: TaskGroup | None = None
         self._tasks: TaskGroup | None = None
+        self._rest: AsyncRest | None = None  # made inside the running loop: its connections belong to it
         self._inbox: Inbox[Item] = Inbox(256, anyio.Event)
 
     def __repr__(self) -> str:
@@ -179,19 +182,25 @@ class HybridStream(Commands):
     # ------------------------------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
-        async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
-            failure = None
-            try:
-                await self._loop(self._inbox)
-            except Exception as exc:  # a bug, not the network: surface it to the application
-                log.exception("bybit_hybrid loop failed")
-                failure = exc
-            finally:
-                tasks.cancel_scope.cancel()  # every connection task closes its socket on the way out
-                self._inbox.close()
-                self._mailbox.close(failure)
-                self._live.close(failure)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                failure = None
+                try:
+                    self._rest = AsyncRest(self.settings.ssl_context, proxy=self.settings.proxy)
+                    await self._loop(self._inbox)
+                except Exception as exc:  # a bug, not the network: surface it to the application
+                    log.exception("bybit_hybrid loop failed")
+                    failure = exc
+                finally:
+                    tasks.cancel_scope.cancel()  # every connection and REST task ends on the way out
+                    self._inbox.close()
+                    self._mailbox.close(failure)
+                    self._live.close(failure)
+        finally:
+            if self._rest is not None:  # once no task uses it; shielded: we are likely being cancelled
+                with anyio.CancelScope(shield=True):
+                    await self._rest.aclose()
 
     async def _loop(self, inbox: Inbox[Item]) -> None:
         clock, core = anyio.current_time, self.core
@@ -219,7 +228,7 @@ class HybridStream(Commands):
 
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
-            self.core.positions_snapshot(conn, payload[0], payload[1], now)
+            self.core.rest_answer(conn, payload[0], payload[1], now)
         elif kind != "poll":  # "poll" only wakes the loop, after a command
             self._links.report(kind, link, conn, payload, now)
 
@@ -240,7 +249,7 @@ class HybridStream(Commands):
                     self._links.lost(link, anyio.current_time(), describe(exc))
             case Hangup(link=link):
                 self._links.close(link)
-            case FetchPositions(request=request, timeout=timeout):
+            case RestCall(request=request, timeout=timeout):  # every REST action, each in its own task
                 self._tasks.start_soon(self._fetch, request, timeout)
 
     async def _connection(self, link: Link, conn: _Conn, url: str) -> None:
@@ -270,6 +279,7 @@ class HybridStream(Commands):
                     with anyio.CancelScope(shield=True):
                         await anyio.aclose_forcefully(conn.stream)
 
-    async def _fetch(self, request: Any, timeout: float) -> None:
-        answer = await fetch_anyio(request, self.settings.ssl_context, timeout)
-        await self._inbox.post(("rest", None, request, answer))
+    async def _fetch(self, request: RestRequest, timeout: float) -> None:
+        assert self._rest is not None
+        answer = await self._rest.fetch(request, timeout)  # (0, b"") on any transport failure or timeout
+        await self._inbox.post(("rest", None, request, answer))  # fed with the loop's clock as it wakes

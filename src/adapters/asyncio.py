@@ -1,4 +1,4 @@
-"""The stdlib-asyncio adapter: the same `HybridStream` API as the anyio one, with no dependency but asyncio.
+"""The stdlib-asyncio adapter: the same `HybridStream` API as the anyio one, its links on asyncio alone.
 
     from bybit_hybrid.asyncio import HybridStream
     async with HybridStream(api_key=..., api_secret=..., testnet=True) as stream:
@@ -12,6 +12,10 @@ loop feeds everything posted since it last ran with `loop.time()` to the core, p
 actions and sleeps until the next input or `Output.deadline` (`asyncio.timeout_at`, the same clock). Writes
 are buffered by the transport, so the loop never blocks on a slow peer; a peer that stops reading is found
 by the core's pong deadline.
+
+Every `RestCall` runs in a task of its own on one pooled httpx client (`rest.AsyncRest`) held for the
+stream's life. It is made at the first REST call, not before: httpx's async transport runs on anyio, so
+that is when anyio is loaded (importing this module, and a stream that makes no REST call, load none).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bybit_hybrid_core import Action, Dial, Event, FetchPositions, Hangup, HybridCore, Link, RestRequest, Send
+from bybit_hybrid_core import Action, Dial, Event, Hangup, HybridCore, Link, RestCall, RestRequest, Send
 
 from ._commands import Commands
 from ._links import Links
@@ -31,7 +35,7 @@ from ._queue import AsyncMailbox, Inbox
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
-from .rest import fetch_asyncio
+from .rest import AsyncRest
 
 __all__ = ["HybridStream"]
 
@@ -103,6 +107,7 @@ class HybridStream(Commands):
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox: Inbox[Item] = Inbox(256, asyncio.Event)
         self._run_task: asyncio.Task[None] | None = None
+        self._rest: AsyncRest | None = None  # at the first RestCall, on the running loop (it loads anyio)
 
     def __repr__(self) -> str:
         state = "closed" if self._mailbox.closed else "running" if self._run_task else "new"
@@ -197,6 +202,8 @@ class HybridStream(Commands):
             self._inbox.close()
             self._mailbox.close(failure)
             self._live.close(failure)
+            if self._rest is not None:  # no task uses it any more
+                await self._rest.aclose()
 
     async def _loop(self) -> None:
         clock, core, inbox = asyncio.get_running_loop().time, self.core, self._inbox
@@ -224,7 +231,7 @@ class HybridStream(Commands):
 
     def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
         if kind == "rest":
-            self.core.positions_snapshot(conn, payload[0], payload[1], now)
+            self.core.rest_answer(conn, payload[0], payload[1], now)
         elif kind != "poll":  # "poll" only wakes the loop, after a command
             self._links.report(kind, link, conn, payload, now)
 
@@ -239,8 +246,10 @@ class HybridStream(Commands):
                     conn.transport.write(data)
             case Hangup(link=link):
                 self._links.close(link)
-            case FetchPositions(request=request, timeout=timeout):
-                self._spawn(self._fetch(request, timeout))
+            case RestCall(request=request, timeout=timeout):  # every REST action, each in its own task
+                if self._rest is None:
+                    self._rest = AsyncRest(self.settings.ssl_context, proxy=self.settings.proxy)
+                self._spawn(self._fetch(self._rest, request, timeout))
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -265,6 +274,6 @@ class HybridStream(Commands):
         finally:
             conn.task = None
 
-    async def _fetch(self, request: RestRequest, timeout: float) -> None:
-        answer = await fetch_asyncio(request, self.settings.ssl_context, timeout)
-        await self._inbox.post(("rest", None, request, answer))
+    async def _fetch(self, rest: AsyncRest, request: RestRequest, timeout: float) -> None:
+        answer = await rest.fetch(request, timeout)  # (0, b"") on any transport failure or timeout
+        await self._inbox.post(("rest", None, request, answer))  # fed with the loop's clock as it wakes

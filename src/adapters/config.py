@@ -7,24 +7,31 @@ Every adapter takes the same keyword arguments and passes them to `settings(...)
 * `endpoints` (e.g. `Endpoints.custom("wss://127.0.0.1:8443")`), `categories`, `topics`, `private_topics`,
   `position_categories`, `settle_coins`, `timings`, `seed` — or a ready `config=Config(...)`,
 * `ssl_context` (used as is) or `cafile` (a CA bundle to trust instead of the system roots),
-* `max_pending` (bound of the event queue before market data conflates), `connect_timeout`.
+* `max_pending` (bound of the event queue before market data conflates), `connect_timeout`,
+* `proxy`: an explicit proxy URL for REST (`http://`, `https://`, `socks5://`, `socks5h://`; SOCKS needs
+  `pip install "httpx[socks]"`). None (the default): the environment's `HTTPS_PROXY` / `HTTP_PROXY` /
+  `ALL_PROXY` / `NO_PROXY` apply, read by httpx. The WebSocket links never go through a proxy.
 
-Secrets stay inside `Credentials`: no repr, log line or exception here ever shows them.
+Secrets stay inside `Credentials`: no repr, log line or exception here ever shows them. A proxy URL's
+password is masked wherever it is shown (`masked_proxy`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from bybit_hybrid_core import Config, Credentials, Endpoints, Environment, LocalProtocolError, Timings
 
 from ._net import client_ssl_context
 
-__all__ = ["Config", "Endpoints", "Settings", "Timings", "settings"]
+__all__ = ["Config", "Endpoints", "Settings", "Timings", "masked_proxy", "settings"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -37,6 +44,13 @@ _CONFIG_FIELDS = (
     "timings",
     "seed",
 )
+_PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
+_USERINFO = re.compile(r"//[^/\s]*@")  # `user:password@` after the scheme, to its last `@`
+
+
+def masked_proxy(text: str) -> str:
+    """`text` (a proxy URL, or a message quoting one) with any `user:password@` shown as `***@`."""
+    return _USERINFO.sub("//***@", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +61,34 @@ class Settings:
     ssl_context: ssl.SSLContext = field(repr=False)
     max_pending: int = 10_000
     connect_timeout: float = 10.0
+    proxy: str | None = None  # REST only; may hold a password: the repr masks it
+
+    def __repr__(self) -> str:
+        proxy = None if self.proxy is None else masked_proxy(self.proxy)
+        return (
+            f"Settings(config={self.config!r}, max_pending={self.max_pending!r}, "
+            f"connect_timeout={self.connect_timeout!r}, proxy={proxy!r})"
+        )
+
+
+def _proxy(proxy: str | None) -> str | None:
+    """Check an explicit proxy URL here, at construction, rather than when the first REST call is made."""
+    if proxy is None:
+        return None
+    try:
+        where = urlsplit(proxy)
+        scheme, host = where.scheme.lower(), where.hostname
+        where.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in _PROXY_SCHEMES or not host:
+        raise LocalProtocolError(
+            f"proxy={masked_proxy(proxy)!r} is not a proxy URL: use e.g. http://host:3128 "
+            f"(schemes: {', '.join(sorted(_PROXY_SCHEMES))})"
+        )
+    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise LocalProtocolError('a SOCKS proxy needs socksio: pip install "httpx[socks]"')
+    return proxy
 
 
 def _flag(value: bool | None, name: str, environ: Mapping[str, str]) -> bool:
@@ -78,6 +120,7 @@ def settings(
     cafile: str | None = None,
     max_pending: int = 10_000,
     connect_timeout: float = 10.0,
+    proxy: str | None = None,
     environ: Mapping[str, str] | None = None,
     **config_fields: Any,
 ) -> Settings:
@@ -102,4 +145,5 @@ def settings(
         )
     elif api_key or api_secret or endpoints or config_fields:
         raise LocalProtocolError("pass either config=Config(...) or the separate arguments, not both")
-    return Settings(config, client_ssl_context(ssl_context, cafile), max_pending, connect_timeout)
+    context = client_ssl_context(ssl_context, cafile)
+    return Settings(config, context, max_pending, connect_timeout, _proxy(proxy))

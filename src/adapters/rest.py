@@ -1,27 +1,31 @@
-"""The REST client behind the core's `FetchPositions` action: signed requests carried by httpx, answers back.
+"""The REST client behind the core's `RestCall` actions (`FetchPositions`, `FetchTickers`, `FetchTime`):
+requests the core built (and signed, where the endpoint needs it) carried by httpx, answers back.
 
-The core signs the request; this module only carries it and gives back `(status, body)`, or `(0, b"")` on
-any transport failure or timeout, exactly what `core.positions_snapshot(request, status, body, now)` expects.
-It decides nothing: no retries (the core retries), no redirects followed, no status judged.
+The core builds the request; this module only carries it and gives back `(status, body)`, or `(0, b"")` on
+any transport failure or timeout, exactly what `core.rest_answer(request, status, body, now)` expects.
+It decides nothing: no retries (the core retries), no redirects followed, no status judged, no pacing (the
+core bounds its own rate, `Rollout.rest_rate`).
 
-httpx does the HTTP: one long-lived client per stream keeps HTTP/1.1 connections alive between the pages
-and categories of a snapshot, verifies TLS with the adapter's `ssl.SSLContext` (so `cafile=` keeps
-working), honours `proxy=` or, by default, the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
-`NO_PROXY`), and runs on asyncio and trio (`AsyncRest`) or blocking (`SyncRest`, thread-safe).
+httpx does the HTTP: one long-lived client per stream keeps HTTP/1.1 connections alive between requests
+(several may be in flight at once: the snapshot's pages and categories, position polls, tickers, time),
+verifies TLS with the adapter's `ssl.SSLContext` (so `cafile=` keeps working), honours `proxy=` or, by
+default, the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), and runs on asyncio and
+trio (`AsyncRest`) or blocking (`SyncRest`, thread-safe). Every adapter holds one for the stream's life:
 
-    async with AsyncRest(settings.ssl_context) as rest:       # inside the running loop, for the stream's life
+    async with AsyncRest(settings.ssl_context, proxy=settings.proxy) as rest:  # inside the running loop
         status, body = await rest.fetch(request, timeout)      # or `await rest.answer(...)` for the limits
 
-`answer()` also reads Bybit's rate-limit headers (`RestAnswer.limit`, `.limit_status`, `.limit_reset_ms`)
-for a core that will one day pace itself; `fetch()` is the `(status, body)` the core takes today.
-`fetch_anyio`, `fetch_asyncio` and `fetch_sync` are the older one-shot calls (a client per request, so one
-connection per request), kept until every adapter holds a client.
+`answer()` also reads Bybit's rate-limit headers (`RestAnswer.limit`, `.limit_status`, `.limit_reset_ms`);
+`fetch()` is the `(status, body)` the core takes. `fetch_anyio`, `fetch_asyncio` and `fetch_sync` are
+one-shot calls (a client per request, so one connection per request), for scripts and tests.
+
+Importing this module loads no anyio; an `AsyncRest` does (httpx's async transport runs on anyio, on
+asyncio as well as trio), so the stdlib asyncio adapter loads anyio once it makes its first REST call.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -34,6 +38,7 @@ import httpx
 from bybit_hybrid_core import RestRequest
 
 from ._net import describe
+from .config import masked_proxy
 
 __all__ = ["AsyncRest", "RestAnswer", "SyncRest", "fetch_anyio", "fetch_asyncio", "fetch_sync"]
 
@@ -43,7 +48,6 @@ log = logging.getLogger("bybit_hybrid.rest")
 # the next page or category reuses one (httpcore drops any the server has closed before reusing it).
 LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=4, keepalive_expiry=20.0)
 DEFAULT_TIMEOUT = 10.0
-_USERINFO = re.compile(r"//[^/@\s]*@")  # `user:password@` in a proxy URL an error message might quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class RestAnswer:
 
     @property
     def pair(self) -> tuple[int, bytes]:
-        """`(status, body)`, what `core.positions_snapshot` takes."""
+        """`(status, body)`, what `core.rest_answer` takes."""
         return self.status, self.body
 
 
@@ -86,7 +90,7 @@ def _failed(request: RestRequest, exc: BaseException, timeout: float) -> RestAns
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         reason = f"timed out after {timeout:g} s"
     else:
-        reason = _USERINFO.sub("//***@", describe(exc))
+        reason = masked_proxy(describe(exc))  # a proxy URL an error message might quote
     log.warning("REST %s %s failed: %s", request.method, request.url.split("?")[0], reason)
     return FAILED
 
@@ -202,9 +206,9 @@ class SyncRest:
         self.close()
 
 
-# One-shot calls: a client per request, closed before returning, as the adapters called REST before they
-# held a client. No pool is shared between calls on purpose: an async client's connections belong to the
-# event loop that opened them, and a hidden module-level pool would outlive loops and hold sockets open.
+# One-shot calls: a client per request, closed before returning (scripts, tests). No pool is shared
+# between calls on purpose: an async client's connections belong to the event loop that opened them, and
+# a hidden module-level pool would outlive loops and hold sockets open.
 
 
 async def fetch_anyio(request: RestRequest, ssl_context: ssl.SSLContext, timeout: float) -> tuple[int, bytes]:

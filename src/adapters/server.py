@@ -2,7 +2,9 @@
 
 Every accepted TCP connection is peeked at: an HTTP upgrade to WebSocket goes to `exchange.accept/receive`
 (the exchange routes by path: `/v5/public/{category}`, `/v5/private`); any other request is answered with
-`exchange.rest(...)` (e.g. `GET /v5/position/list`) and closed. The exchange's timers run on the same loop.
+`exchange.rest(...)` (e.g. `GET /v5/position/list`, `/v5/market/tickers`, `/v5/market/time`), and the
+connection is kept alive for the client's next request (HTTP/1.1, unless it says `Connection: close`), as
+Bybit's is, so pooled clients reuse it. The exchange's timers run on the same loop.
 With `tls=True` a throwaway CA and a certificate for 127.0.0.1/localhost are made at start (trustme); clients
 trust `ca_file` (or `client_ssl_context()`).
 
@@ -93,6 +95,10 @@ class ServedExchange:
         self.api_key, self.api_secret = api_key, api_secret
         self.host, self.port, self.tls = host, port, tls
         self.rest_requests = 0  # REST requests answered since start
+        self.rest_log: list[tuple[str, str]] = []  # (method, path without the query) of each, in order
+        self.tcp_connections = 0  # TCP connections accepted since start (REST ones are kept alive)
+        self.rest_in_flight = 0  # REST requests held back by the exchange's REST delay fault right now
+        self.rest_peak = 0  # the most ever in flight at once
         self.accepted = 0  # WebSocket connections accepted since start
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server_ssl: ssl.SSLContext | None = None
@@ -323,36 +329,60 @@ class ServedExchange:
         task = asyncio.current_task()
         assert task is not None
         self._handlers[task] = writer
+        self.tcp_connections += 1
         try:
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < _HEAD_LIMIT:
-                chunk = await reader.read(65536)
-                if not chunk:
+            data: bytes | None = b""  # read and not used yet: the next request may come in the same read
+            while data is not None:  # REST requests one after another on a kept-alive connection
+                while b"\r\n\r\n" not in data and len(data) < _HEAD_LIMIT:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                method, target, headers = _parse_head(data)
+                if headers.get("upgrade", "").lower() == "websocket":
+                    await self._serve_websocket(reader, writer, data)
                     return
-                head += chunk
-            method, target, headers = _parse_head(head)
-            if headers.get("upgrade", "").lower() == "websocket":
-                await self._serve_websocket(reader, writer, head)
-            else:
-                body = head.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in head else b""
-                declared = headers.get("content-length", "0").strip()
-                length = min(int(declared), _HEAD_LIMIT) if declared.isdigit() else 0
-                if length > len(body):  # a POST's JSON body, read to its Content-Length
-                    body += await reader.readexactly(length - len(body))
-                latency = getattr(self.exchange, "rest_latency", None)  # the exchange's REST delay fault:
-                if latency is not None and (delay := latency(target)) > 0:  # the request reaches it late
-                    await asyncio.sleep(delay)
-                self._serve_rest(writer, method, target, headers, body[:length])
+                data = await self._rest_request(reader, writer, data, method, target, headers)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # a client that went away mid-request; nothing to answer
         finally:
             del self._handlers[task]
             writer.close()
 
+    async def _rest_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, method: str,
+        target: str, headers: _Headers,
+    ) -> bytes | None:  # fmt: skip
+        """Answer the request at the start of `data`; return what follows it, or None to close."""
+        head, complete, body = data.partition(b"\r\n\r\n")
+        declared = headers.get("content-length", "0").strip()
+        length = min(int(declared), _HEAD_LIMIT) if declared.isdigit() else 0
+        if length > len(body):  # a POST's JSON body, read to its Content-Length
+            body += await reader.readexactly(length - len(body))
+        latency = getattr(self.exchange, "rest_latency", None)  # the exchange's REST delay fault:
+        if latency is not None and (delay := latency(target)) > 0:  # the request reaches it late
+            self.rest_in_flight += 1
+            self.rest_peak = max(self.rest_peak, self.rest_in_flight)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.rest_in_flight -= 1
+        # HTTP/1.1 keeps the connection unless the client says close (RFC 9112 section 9.3); an HTTP/1.0
+        # client, or a head too long to end, gets its answer and the connection closed.
+        version = head.split(b"\r\n", 1)[0].rsplit(b" ", 1)[-1]
+        keep = bool(complete) and version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        self._serve_rest(writer, method, target, headers, body[:length], keep_alive=keep)
+        if not keep:
+            return None
+        await writer.drain()  # a client that sends and never reads is not buffered without bound
+        return body[length:]
+
     def _serve_rest(
-        self, writer: asyncio.StreamWriter, method: str, target: str, headers: _Headers, body: bytes = b""
-    ) -> None:
+        self, writer: asyncio.StreamWriter, method: str, target: str, headers: _Headers, body: bytes = b"",
+        *, keep_alive: bool = False,
+    ) -> None:  # fmt: skip
         self.rest_requests += 1
+        self.rest_log.append((method, target.split("?", 1)[0]))
         extra: Mapping[str, str] = {}
         respond = getattr(self.exchange, "rest_response", None)
         if respond is not None:  # with the rate-limit headers; an exchange-like object may have only `rest`
@@ -363,7 +393,8 @@ class ServedExchange:
         fields = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\nContent-Type: application/json\r\n"
-            f"{fields}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"{fields}Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep_alive else 'close'}"
+            "\r\n\r\n"
         )
         writer.write(head.encode() + body)
 

@@ -7,7 +7,10 @@
 
 The loop waits in `selectors` on its non-blocking sockets and a wake-up socket, with the core's deadline as
 the timeout (`time.monotonic` clock). Blocking work runs on short helper threads that post their result to
-the inbox: dialing (`_sockets.dial`) and the REST fetch. Callbacks run on a dispatcher thread, so a slow
+the inbox: dialing (`_sockets.dial`) and every `RestCall` (a thread each, so several may be in flight; they
+share one pooled, thread-safe httpx client, `rest.SyncRest`, made at start and closed once the loop has
+ended and no fetch is in flight: closing it under a blocking read would not wake that read, only lose its
+answer until the timeout). Callbacks run on a dispatcher thread, so a slow
 callback never delays a pong; their exceptions are logged and become `CallbackFailed` events.
 """
 
@@ -24,7 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from bybit_hybrid_core import Action, Config, Dial, Event, FetchPositions, Hangup, HybridCore, Link, Send
+from bybit_hybrid_core import Action, Config, Dial, Event, Hangup, HybridCore, Link, RestCall, Send
 
 from ._commands import Commands
 from ._links import Links
@@ -34,7 +37,7 @@ from ._sockets import SelectorSocket, dial
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
-from .rest import fetch_sync
+from .rest import SyncRest
 
 __all__ = ["HybridStream"]
 
@@ -74,6 +77,8 @@ class HybridStream(Commands):
         self._live = LiveWatch(self.settings.config, self.core.status)  # status() is read on the loop
         self._inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._helpers: set[threading.Thread] = set()
+        self._helpers_lock = threading.Lock()
+        self._ended = False  # the loop is over: the last helper out closes the REST client
         self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
@@ -86,6 +91,7 @@ class HybridStream(Commands):
         started = time.monotonic()
         self._wall = WallClock(started)
         self.core.start(started, self._wall.wall_ms())  # commands work from here on
+        self._rest = SyncRest(self.settings.ssl_context, proxy=self.settings.proxy)  # see _release_rest
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
@@ -105,7 +111,12 @@ class HybridStream(Commands):
             self._mailbox.close()
             return
         self._post(("stop", None, None, None))
-        for thread in [*self._threads, *list(self._helpers)]:
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        with self._helpers_lock:  # the loop is over (unless it is us): no helper starts after these
+            helpers = list(self._helpers)
+        for thread in helpers:
             if thread is not threading.current_thread():
                 thread.join(timeout)
 
@@ -194,6 +205,9 @@ class HybridStream(Commands):
             while not self._inbox.empty():  # what came after the end: sockets to close, calls to run
                 self._feed(*self._inbox.get(), now=0.0, stopping=True)
             self._links.close_all()
+            with self._helpers_lock:
+                self._ended = True
+            self._release_rest()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -231,7 +245,7 @@ class HybridStream(Commands):
             except Exception as exc:
                 payload.set_exception(exc)
         elif kind == "rest" and not stopping:
-            self.core.positions_snapshot(conn, payload[0], payload[1], now)
+            self.core.rest_answer(conn, payload[0], payload[1], now)
         elif kind == "up" and (stopping or not self._links.current(link, conn)):
             payload.close()  # late: the connection was replaced or hung up while dialing
         elif kind == "up":
@@ -258,10 +272,8 @@ class HybridStream(Commands):
                         self._lost(conn, describe(exc))
             case Hangup(link=link):
                 self._links.close(link)
-            case FetchPositions(request=request, timeout=timeout):
-                self._helper(
-                    ("rest", None, request, None), fetch_sync, request, self.settings.ssl_context, timeout
-                )
+            case RestCall(request=request, timeout=timeout):  # every REST action, each on its own thread
+                self._helper(("rest", None, request, None), self._rest.fetch, request, timeout)
 
     def _io(self, conn: _Conn, mask: int) -> None:
         if not self._links.current(conn.link, conn) or conn.io is None:
@@ -289,8 +301,18 @@ class HybridStream(Commands):
             except Exception as exc:
                 answer = ("lost", *item[1:3], describe(exc))
             self._post(answer)
-            self._helpers.discard(threading.current_thread())
+            with self._helpers_lock:
+                self._helpers.discard(threading.current_thread())
+            self._release_rest()
 
         thread = threading.Thread(target=work, name="bybit-hybrid-io", daemon=True)
-        self._helpers.add(thread)
+        with self._helpers_lock:
+            self._helpers.add(thread)
         thread.start()
+
+    def _release_rest(self) -> None:
+        """Close the REST client once the loop has ended and no helper uses it (idempotent)."""
+        with self._helpers_lock:
+            idle = self._ended and not self._helpers
+        if idle:
+            self._rest.close()

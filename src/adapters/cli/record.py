@@ -7,7 +7,8 @@ The file is NDJSON, one record per line, `t` in seconds since the recording star
     {"kind": "data", "t": 0.015, "link": "linear", "data": "<base64>"}  bytes as read ("" = end of stream)
     {"kind": "down", "t": 9.5,   "link": "linear", "reason": "..."}     transport lost, or a dial failed
     {"kind": "rest", "t": 0.2,   "link": "private", "category": "linear", "settle_coin": "USDT",
-     "cursor": "", "status": 200, "data": "<base64 body>"}             answer to a positions snapshot
+     "cursor": "", "purpose": "snapshot", "symbol": "", "status": 200,
+     "data": "<base64 body>"}                                           answer to any REST call
     {"kind": "end",  "t": 30.0}
 
 Recording wraps the stream's `HybridCore` (`RecordingCore`), so it captures exactly what the core was fed.
@@ -32,11 +33,11 @@ from bybit_hybrid_core import (
     Dial,
     Endpoints,
     Event,
-    FetchPositions,
     Hangup,
     HybridCore,
     Link,
     LocalProtocolError,
+    RestCall,
     RestRequest,
     Send,
     Timings,
@@ -104,13 +105,15 @@ class RecordingCore(HybridCore):
         self._write({"kind": "down", "t": now - self._t0, "link": link.value, "reason": reason})
         super().lost(link, now, reason)
 
-    def positions_snapshot(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
+    def rest_answer(self, request: RestRequest, status: int, body: bytes, now: float) -> None:
+        # Every REST answer (`positions_snapshot` is an alias that comes here): `purpose` and `symbol` tell
+        # a tickers or time answer from a positions page (a file without them holds only positions pages).
         self._write({
             "kind": "rest", "t": now - self._t0, "link": "private", "category": request.category,
-            "settle_coin": request.settle_coin, "cursor": request.cursor, "status": status,
-            "data": _b64(self._scrub(body)),
+            "settle_coin": request.settle_coin, "cursor": request.cursor, "purpose": request.purpose,
+            "symbol": request.symbol, "status": status, "data": _b64(self._scrub(body)),
         })  # fmt: skip
-        super().positions_snapshot(request, status, body, now)
+        super().rest_answer(request, status, body, now)
 
     def end(self, now: float) -> None:
         self._write({"kind": "end", "t": now - self._t0})
@@ -277,12 +280,18 @@ class Replay:
                 self.core.receive(link, b"", t)
 
     def _rest(self, record: dict[str, Any], t: float) -> None:
-        want = (record["category"], record["settle_coin"], record["cursor"])
-        match = next((r for r in self._pending if (r.category, r.settle_coin, r.cursor) == want), None)
+        want = (
+            record.get("purpose", "snapshot"), record["category"], record["settle_coin"], record["cursor"],
+            record.get("symbol", ""),
+        )  # fmt: skip
+        match = next(
+            (r for r in self._pending if (r.purpose, r.category, r.settle_coin, r.cursor, r.symbol) == want),
+            None,
+        )
         if match is None:
-            raise LocalProtocolError(f"no positions request for {want} is outstanding")
+            raise LocalProtocolError(f"no REST request for {want} is outstanding")
         self._pending.remove(match)
-        self.core.positions_snapshot(match, int(record["status"]), base64.b64decode(record["data"]), t)
+        self.core.rest_answer(match, int(record["status"]), base64.b64decode(record["data"]), t)
 
     def _drain(self) -> None:
         out = self.core.poll()
@@ -293,7 +302,7 @@ class Replay:
                     upgrade = self._upgrades.get(link)
                     if upgrade is not None and upgrade.key is None:
                         upgrade.key = _nonce(data)
-                case FetchPositions(request=request):
+                case RestCall(request=request):  # positions, tickers, time
                     self._pending.append(request)
                 case Dial(link=link) | Hangup(link=link):
                     self._upgrades.pop(link, None)
