@@ -496,12 +496,6 @@ def test_a_mode_switch_at_run_time_hands_over_with_no_duplicate_open_and_no_lost
     assert by_symbol["BTCUSDT"] == ["position.opened", "position.update", "position.closed"] * 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: production -> cutover with share < 1 never hands over: Router.needs_rest is False for a "
-    "pending cutover target (only rest-driven targets or a rollback start REST polling), so RestPositions "
-    "never polls, rounds stays 0 and Router.ready() waits forever; the mode stays production",
-)
 def test_production_to_cutover_hands_the_symbols_outside_the_share_to_rest() -> None:
     async def body(stream: BybitHybridStream, calls: Calls) -> None:
         served.call(

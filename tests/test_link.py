@@ -211,9 +211,9 @@ def test_a_link_returns_what_each_input_produced_in_order() -> None:
     accept = server.send(AcceptConnection())
     tick = '{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","markPrice":"1"},'
     tick += '"cs":1,"ts":1700000000000}'
-    produced = conn.receive(accept + server.send(TextMessage(data=tick)), 0.2)
+    produced = list(conn.receive(accept + server.send(TextMessage(data=tick)), 0.2))
     assert [type(p) for p in produced] == [LinkConnected, LinkUp, TickerMessage]
-    assert conn.receive(server.send(TextMessage(data=tick)), 0.3)[0].topic == "tickers.BTCUSDT"
+    assert next(iter(conn.receive(server.send(TextMessage(data=tick)), 0.3))).topic == "tickers.BTCUSDT"
     conn.subs.set_desired({"tickers.BTCUSDT"})
     [sub] = conn.reconcile(0.4)
     assert isinstance(sub, Send) and conn.reconcile(0.4) == []  # in flight: nothing more to send

@@ -18,6 +18,7 @@ are *needed*: refused, they are retried with backoff (`_subs`); the user's are r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from random import Random
 
 import msgspec
@@ -300,7 +301,7 @@ class HybridCore:
 
     # --------------------------------------------------------------- what links and the data plane produce
 
-    def _take(self, link: Link, produced: list[Produced], now: float) -> None:
+    def _take(self, link: Link, produced: Iterable[Produced], now: float) -> None:
         """Apply what a link produced, in its order: messages to the data plane, events out, actions out."""
         for item in produced:
             if not isinstance(item, _NOT_MESSAGES):  # a topic message: nearly every item

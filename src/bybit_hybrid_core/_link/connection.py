@@ -3,7 +3,7 @@
 See the theory of operation in `states.py`; this module is its plumbing: it owns the link's `Wire` (one per
 socket), its `LinkSubs`, its `Deadlines` and its counters. It is a pure producer, the way wsproto's
 `events()` is: every input (`receive`, `connected`, `lost`, `run_timers`, `reconcile`, ...) returns what it
-produced, in order — topic messages for the data plane, events, actions — and never calls up into the core.
+produced, in order (`receive` lazily, frame by frame) — topic messages for the data plane, events, actions — and never calls up into the core.
 The core applies them in that order, so a subscribe a message causes goes out before anything the next
 message causes, however the bytes were chunked.
 """
@@ -11,7 +11,7 @@ message causes, however the bytes were chunked.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from random import Random
 from typing import cast
 
@@ -161,22 +161,30 @@ class LinkConnection:
         self.timers.set("handshake", now + self._t.handshake_timeout)
         return self._produced()
 
-    def receive(self, data: bytes, now: float) -> list[Produced]:
-        """Feed bytes from the socket; returns what they produced, in order: topic messages for the data
-        plane, events, actions (wsproto's `events()` style: nothing calls up into the core)."""
+    def receive(self, data: bytes, now: float) -> Iterator[Produced]:
+        """Feed bytes from the socket; yields what they produced, in order: topic messages for the data
+        plane, events, actions (wsproto's `events()` style: nothing calls up into the core).
+
+        Lazily, one wire event at a time: the caller applies each item (a message may open a position and
+        so change what a link must subscribe) before the next frame is looked at, so how the bytes were
+        chunked never changes what the core does. Consume it fully before the next input.
+        """
         if self._stale() or self._wire is None:
             self.counters.stale_inputs += 1
-            return []
+            return
         self.machine.process(Input.BYTES)
         for event in self._wire.receive(data):
             if isinstance(event, bytes):  # a whole text message's payload: nearly every item is one
                 self._on_text(event, now)
             else:
                 self._on_wire(event, now)
+            if self._out:
+                yield from self._produced()
             if self._wire is None:  # the link went down; the rest belonged to the dead socket
                 break
         self._flush()
-        return self._produced()
+        if self._out:
+            yield from self._produced()
 
     def lost(self, now: float, reason: str) -> list[Produced]:
         if self.state is LinkState.BACKOFF:
