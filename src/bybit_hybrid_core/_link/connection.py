@@ -3,8 +3,8 @@
 See the theory of operation in `states.py`; this module is its plumbing: it owns the link's `Wire` (one per
 socket), its `LinkSubs`, its `Deadlines` and its counters. It is a pure producer, the way wsproto's
 `events()` is: every input (`receive`, `connected`, `lost`, `run_timers`, `reconcile`, ...) returns what it
-produced, in order (`receive` lazily, frame by frame) — topic messages for the data plane, events, actions — and never calls up into the core.
-The core applies them in that order, so a subscribe a message causes goes out before anything the next
+produced, in order (`receive` lazily, frame by frame) — topic messages for the data plane, events,
+actions — and never calls up into the core. The core applies them in that order, so a subscribe a message causes goes out before anything the next
 message causes, however the bytes were chunked.
 """
 
