@@ -478,11 +478,7 @@ class JoinMachine(RuleBasedStateMachine):
                     self.served.append((self.pending[0], *self._answer(self.pending.pop(0), fail=False)))
                 request, status, body = self.served.pop(0)
                 now, wall = self.now, WALL0 + int(self.now * 1000)
-                self._do(
-                    lambda dp, r=request, s=status, b=body, t=now, w=wall: dp.rest_answer(
-                        r, s, b, t, w
-                    )
-                )
+                self._do(lambda dp, r=request, s=status, b=body, t=now, w=wall: dp.rest_answer(r, s, b, t, w))
             if self.plane.dp._sync.active:  # a retry is scheduled: let it fire
                 self.advance(6.0)
             else:

@@ -4,8 +4,8 @@ See the theory of operation in `states.py`; this module is its plumbing: it owns
 socket), its `LinkSubs`, its `Deadlines` and its counters. It is a pure producer, the way wsproto's
 `events()` is: every input (`receive`, `connected`, `lost`, `run_timers`, `reconcile`, ...) returns what it
 produced, in order (`receive` lazily, frame by frame) — topic messages for the data plane, events,
-actions — and never calls up into the core. The core applies them in that order, so a subscribe a message causes goes out before anything the next
-message causes, however the bytes were chunked.
+actions — and never calls up into the core. The core applies them in that order, so a subscribe a
+message causes goes out before anything the next message causes, however the bytes were chunked.
 """
 
 from __future__ import annotations
@@ -419,9 +419,7 @@ class LinkConnection:
                 if self._remote(Input.SUB_ACK, now, text):
                     self._on_sub_ack(msg, now)
             case OpReply() | TradeReply():
-                self._problem(
-                    f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, _sample(text)
-                )
+                self._problem(f"unexpected reply to op {msg.op!r}: {msg.ret_msg[:100]!r}", now, _sample(text))
 
     def _remote(self, event: Input, now: float, text: bytes | str) -> bool:
         """Check a remote input against the table; an illegal one is reported and changes nothing."""
