@@ -248,6 +248,8 @@ class RestFallback:
         sent = self._sent.pop(request.id, None)
         if sent is None:
             return  # not ours, or answered twice
+        if request.purpose == "time" and status == 0:
+            return  # no answer: the clock sample is optional (pongs estimate it too); the next comes in time
         try:
             if request.purpose == "time":
                 self._clock(parse_time(status, body), wall_ms, now - sent)
