@@ -41,6 +41,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import RemoteProtocolError
 
 from bybit_hybrid_core.testing import dumps, pong_reply, subscribe_reply
 
@@ -205,8 +206,8 @@ class _Connection:
 def _serve(sock: socket.socket, ctx: ssl.SSLContext, frames: list[bytes], scratch: str) -> None:
     try:
         _Connection(sock, ctx, frames, scratch).serve()
-    except (ConnectionError, OSError, ssl.SSLError):
-        pass
+    except (ConnectionError, OSError, ssl.SSLError, RemoteProtocolError):
+        pass  # RemoteProtocolError: a plain HTTP request (a REST clock sample): this server is WS only
     finally:
         sock.close()
 
