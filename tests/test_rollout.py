@@ -524,6 +524,20 @@ def test_a_refused_ticker_prices_the_position_over_rest_until_the_ticker_speaks(
     assert rollout(sim).marks_fallback == ()
 
 
+def test_a_poll_interval_longer_than_the_stale_threshold_keeps_rest_pricing_between_polls() -> None:
+    """A REST mark speaks until the next poll is due: with polls every 8 s and marks stale after 5 s the
+    updates stay priced by REST (never flipping to the position's own, stale mark between two polls)."""
+    sim = simulation("production", poll_interval=8.0)
+    ex = sim.exchange
+    ex.fail_subscribe("tickers.ETHUSDT")
+    ex.open_position("ETHUSDT", side="Sell", size="2", price="3500")
+    sim.advance(60.0)
+    (started,) = [e for e in of(sim, FallbackStarted) if e.what == "marks"]
+    after = [e for e in of(sim, PositionUpdate) if e.at > started.at + 1.0]
+    assert len(after) >= 4
+    assert {e.source for e in after} == {"rest"} and not any(e.stale for e in after)
+
+
 def test_the_marks_fallback_waits_marks_fallback_after_from_when_the_ticker_went_silent() -> None:
     sim = simulation("production")
     sim.exchange.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")

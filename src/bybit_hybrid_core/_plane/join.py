@@ -16,8 +16,9 @@ quiet market sends deltas without markPrice, which still prove the mark unchange
 symbol's first open leg when no ticker arrived at all, and at once while the ticker's link is down.
 
 REST marks (the marks fallback, `Rollout.marks_fallback_after`). While a symbol's ticker is stale, a mark
-polled over REST (`rest_mark`) prices its legs for `stale_mark_after` after it arrived, with
-`source="rest"` and not stale; a fresh ticker always wins over it.
+polled over REST (`rest_mark`) prices its legs, with `source="rest"` and not stale, for `stale_mark_after`
+after it arrived or two poll intervals, whichever is longer (so it speaks until the next poll is due); a
+fresh ticker always wins over it.
 
 Conflation. With `mark_min_interval > 0`, mark-caused updates of one position go out at most once per
 interval; one held back is delivered when the interval ends, with the latest values. Position-caused
@@ -74,10 +75,31 @@ def _fields(p: Position) -> tuple[object, ...]:
 class Join:
     """The views of every open position, their stale and conflation timers, and the events they cause."""
 
-    __slots__ = ("_book", "_emit", "_legs", "_rest", "_tickers", "_timers", "_timings", "_views", "_watch")
+    __slots__ = (
+        "_book",
+        "_emit",
+        "_legs",
+        "_rest",
+        "_rest_for",
+        "_tickers",
+        "_timers",
+        "_timings",
+        "_views",
+        "_watch",
+    )
 
-    def __init__(self, timings: Timings, book: PositionBook, tickers: Tickers, emit: Callable[[Event], None]):
+    def __init__(
+        self,
+        timings: Timings,
+        book: PositionBook,
+        tickers: Tickers,
+        emit: Callable[[Event], None],
+        rest_mark_for: float | None = None,
+    ):
         self._timings = timings
+        # How long a polled REST mark speaks for: at least until the next poll is due (two poll intervals),
+        # or a poll interval longer than `stale_mark_after` would flip the source between polls.
+        self._rest_for = max(timings.stale_mark_after, rest_mark_for or 0.0)
         self._book = book
         self._tickers = tickers
         self._emit = emit
@@ -140,7 +162,7 @@ class Join:
         self._rest[(category, symbol)] = (mark, ts, now)
         self.mark_changed(category, symbol, now)
         name: _Timer = ("stale", category, symbol)
-        ages = now + self._timings.stale_mark_after  # re-check when this mark stops speaking
+        ages = now + self._rest_for  # re-check when this mark stops speaking
         held = self._timers.get(name)
         if held is None or ages < held:
             self._timers.set(name, ages)
@@ -194,7 +216,7 @@ class Join:
         watch = self._watch.get((category, symbol), now)
         ticker = self._tickers.get(category, symbol)
         rest = self._rest.get((category, symbol)) if self._rest else None
-        if rest is not None and not now < rest[2] + after:
+        if rest is not None and not now < rest[2] + self._rest_for:
             rest = None  # aged: it speaks for nothing any more
         if _speaks_for(ticker, watch, after) and ticker.mark is not None:
             # `now >= last_at + after`, the same float sum `_arm_stale` arms: `now - last_at >= after` can be

@@ -140,7 +140,13 @@ class DataPlane:
         self._market = Market(config.timings, resubscribe)
         self._book = PositionBook()
         self._interest = TickerInterest(config.timings.ticker_release_grace)
-        self._join = Join(config.timings, self._book, self._market.tickers, self._stream_out)
+        self._join = Join(
+            config.timings,
+            self._book,
+            self._market.tickers,
+            self._stream_out,
+            rest_mark_for=2 * config.rollout.poll_interval,
+        )
         self._sync = SnapshotSync(config, emit, paced, rng, ids=self._ids)
         self._fallback = RestFallback(
             config,
