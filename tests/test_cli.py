@@ -574,3 +574,27 @@ def test_sim_on_a_busy_port_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
         busy.listen()
         assert main(["sim", "--port", str(busy.getsockname()[1])]) == 4
     assert "cannot serve on 127.0.0.1" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_recording_keeps_the_rollout_mode_and_settings_for_its_replay() -> None:
+    import io
+
+    from bybit_hybrid.cli.record import RecordingCore, replay_config
+
+    from bybit_hybrid_core import Config, Credentials, HealthRules, Mode, Rollout
+
+    config = Config(
+        credentials=Credentials("test-key", "test-secret"),
+        mode="cutover",
+        rollout=Rollout(share=0.3, divergence_pct=Decimal("2.5"), return_after=None, poll_interval=3.0),
+        health=HealthRules(divergences_critical=7),
+    )
+    out = io.StringIO()
+    RecordingCore(config, out).start(0.0, 1_700_000_000_000)
+    header = json.loads(out.getvalue().splitlines()[0])
+    replayed, wall_ms = replay_config(header)
+    assert (replayed.mode, replayed.rollout, replayed.health) == (Mode.CUTOVER, config.rollout, config.health)
+    assert wall_ms == 1_700_000_000_000 and "test-secret" not in out.getvalue()
+    del header["config"]["mode"], header["config"]["rollout"], header["config"]["health"]
+    older, _ = replay_config(header)  # a recording from before these settings: the defaults
+    assert (older.mode, older.rollout) == (Mode.PRODUCTION, Rollout())

@@ -25,6 +25,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import IO, Any
 
 from bybit_hybrid_core import (
@@ -34,11 +35,13 @@ from bybit_hybrid_core import (
     Endpoints,
     Event,
     Hangup,
+    HealthRules,
     HybridCore,
     Link,
     LocalProtocolError,
     RestCall,
     RestRequest,
+    Rollout,
     Send,
     Timings,
 )
@@ -85,7 +88,9 @@ class RecordingCore(HybridCore):
             "categories": list(c.categories), "topics": list(c.topics), "private": c.credentials is not None,
             "private_topics": list(c.private_topics), "position_categories": list(c.position_categories),
             "settle_coins": list(c.settle_coins), "seed": c.seed, "timings": dataclasses.asdict(c.timings),
-            "endpoints": dataclasses.asdict(c.urls),
+            "endpoints": dataclasses.asdict(c.urls), "health": dataclasses.asdict(c.health),
+            "mode": c.mode.value,
+            "rollout": {**dataclasses.asdict(c.rollout), "divergence_pct": str(c.rollout.divergence_pct)},
         }  # fmt: skip
         self._write({"kind": "start", "t": 0.0, "format": FORMAT, "wall_ms": wall_ms, "config": config})
         super().start(now, wall_ms)
@@ -189,9 +194,13 @@ def replay_config(header: dict[str, Any]) -> tuple[Config, int]:
             private_topics=tuple(c["private_topics"]), position_categories=tuple(c["position_categories"]),
             settle_coins=tuple(c["settle_coins"]), seed=int(c["seed"]), timings=Timings(**c["timings"]),
             endpoints=Endpoints(**c["endpoints"]),
+            # recordings from before the rollout settings existed replay with the defaults
+            health=HealthRules(**c.get("health", {})), mode=c.get("mode", "production"),
+            rollout=Rollout(**{**c.get("rollout", {}), "divergence_pct": Decimal(
+                c.get("rollout", {}).get("divergence_pct", "1"))}),
         )  # fmt: skip
         return config, int(header["wall_ms"])
-    except (KeyError, TypeError, ValueError, LocalProtocolError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, LocalProtocolError) as exc:
         raise CliError(
             f"the recording's header is unusable: {exc!r}", "was it written by `record`?"
         ) from None
