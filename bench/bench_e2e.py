@@ -319,6 +319,26 @@ class _User:
         self.run = run
         self.wanted, self.confirmed = len(run.symbols) * 3, 0
         self.count, self.c0, self.w0 = 0, 0.0, 0.0
+        self.live = False
+        self.deliver = run.deliver if run.latency else None
+
+    def take(self, stream: Any, event: Any) -> Result | None:
+        """One event of the user's loop (every adapter's the same): the result once the end marker came."""
+        if not self.live:
+            self.live = self.setup(event)
+            if self.live:
+                stream.subscribe(END_TOPIC)
+            return None
+        kind = type(event)
+        if kind in self.market or (kind is self.trades and event.topic != END_TOPIC):
+            if self.deliver is not None:
+                self.deliver[self.count] = CLOCK()
+            self.count += 1
+        elif kind is self.trades:
+            return self.result()
+        elif isinstance(event, self.bad):
+            raise AssertionError(event)
+        return None
 
     def setup(self, event: object) -> bool:
         """True once every topic is confirmed: the clock starts and the caller asks for the push."""
@@ -337,24 +357,10 @@ class _User:
 
 
 async def _consume(stream: Any, user: _User) -> Result:
-    market, trades, bad = user.market, user.trades, user.bad
-    deliver = user.run.deliver if user.run.latency else None
-    live = False
     async for event in stream:
-        if not live:
-            live = user.setup(event)
-            if live:
-                stream.subscribe(END_TOPIC)
-            continue
-        kind = type(event)
-        if kind in market or (kind is trades and event.topic != END_TOPIC):
-            if deliver is not None:
-                deliver[user.count] = CLOCK()
-            user.count += 1
-        elif kind is trades:
-            return user.result()
-        elif isinstance(event, bad):
-            raise AssertionError(event)
+        done = user.take(stream, event)
+        if done is not None:
+            return done
     raise AssertionError("the stream ended before the end marker")
 
 
@@ -376,25 +382,11 @@ def c_threaded(run: Run) -> Result:
     from bybit_hybrid.threaded import HybridStream
 
     user = _User(run)
-    market, trades, bad = user.market, user.trades, user.bad
-    deliver = run.deliver if run.latency else None
-    live = False
     with HybridStream(**_hybrid_options(run)) as stream:
         for event in stream:
-            if not live:
-                live = user.setup(event)
-                if live:
-                    stream.subscribe(END_TOPIC)
-                continue
-            kind = type(event)
-            if kind in market or (kind is trades and event.topic != END_TOPIC):
-                if deliver is not None:
-                    deliver[user.count] = CLOCK()
-                user.count += 1
-            elif kind is trades:
-                return user.result()
-            elif isinstance(event, bad):
-                raise AssertionError(event)
+            done = user.take(stream, event)
+            if done is not None:
+                return done
     raise AssertionError("the stream ended before the end marker")
 
 
