@@ -184,6 +184,11 @@ def test_parses_the_docs_answer() -> None:
             "markPrice",
         ),
         (200, rest_body("inverse", [rest_row("BTCUSD", "", "3", "1", 1)]), "result.list[0]"),
+        (
+            200,
+            rest_body("inverse", [rest_row("BTCUSD", "Buy", "1", "1", 1, mark="1") | {"avgPrice": 5}]),
+            "avgPrice",
+        ),
     ],
     ids=[
         "transport",
@@ -201,6 +206,7 @@ def test_parses_the_docs_answer() -> None:
         "negative-avg",
         "bare-number",
         "side-disagrees",
+        "bare-avg-price",
     ],
 )
 def test_bad_answers_raise_snapshot_error(status: int, body: bytes, needle: str) -> None:

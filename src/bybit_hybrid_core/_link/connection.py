@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from random import Random
-from typing import cast
 
 from .._codec import (
     AuthReply,
@@ -398,15 +397,14 @@ class LinkConnection:
         if self.machine.state not in _TOPIC_STATES:
             self._problem(f"unexpected topic while {self.state.name}", now, _sample(text))
             return
-        msg = cast(TopicMessage, msg)  # not a control reply: a topic message
-        topic = msg.topic
+        topic = msg.topic  # type: ignore[union-attr]  # not a control reply (above): a topic message
         self._last_push[topic] = now
         if self._nudged:
             self._nudged.pop(topic, None)
         stamp = getattr(msg, self._stamp, None)
         if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
             self.latency.observe(stamp, self._wall_ms(now), now)
-        self._out.append(msg)
+        self._out.append(msg)  # type: ignore[arg-type]
 
     def _on_control(self, msg: object, now: float, text: bytes | str) -> None:
         match msg:

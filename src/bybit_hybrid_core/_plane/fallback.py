@@ -24,7 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from .._config import Config, Link
-from .._events import Action, Event, FallbackEnded, FallbackStarted, ProtocolProblem, RestRequest
+from .._events import Action, Event, FallbackEnded, FallbackStarted, ProtocolProblem, RestCall, RestRequest
 from .._timers import Deadlines
 from .market_rest import MarketRestError, RestMark, parse_tickers, parse_time, tickers_request, time_request
 
@@ -237,9 +237,8 @@ class RestFallback:
                     return  # out of tokens: the next period asks again
                 self._send(tickers_request(self._ids(), base, category, symbol), now)
 
-    def _send(self, action: Action, now: float) -> None:
-        request = getattr(action, "request")  # noqa: B009  (every action sent here is a RestCall)
-        self._sent[request.id] = now
+    def _send(self, action: RestCall, now: float) -> None:
+        self._sent[action.request.id] = now
         self._act(action)
 
     # --------------------------------------------------------------------------------------- answers

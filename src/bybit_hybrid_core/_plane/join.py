@@ -38,7 +38,7 @@ from .account import PositionBook
 from .market import Tickers, TickerState
 from .pnl import pnl_pct, unrealised_pnl
 
-__all__ = ["Join", "position_update"]
+__all__ = ["Join", "position_fields", "position_update"]
 
 Cause = Literal["position", "mark", "snapshot"]
 Source = Literal["ticker", "rest", "position"]
@@ -65,7 +65,8 @@ class _View:
         self.stale: bool | None = None
 
 
-def _fields(p: Position) -> tuple[object, ...]:
+def position_fields(p: Position) -> tuple[object, ...]:
+    """What of a position the application sees change (not its seq or update time)."""
     return (
         p.side, p.size, p.avg_price, p.leverage, p.liq_price, p.take_profit, p.stop_loss, p.trailing_stop,
         p.position_status,
@@ -243,7 +244,7 @@ class Join:
         # answers first, and the Decimal comparisons and the PnL below run only when something moved.
         fields = view.fields
         if position is not view.position:
-            fields = _fields(position)
+            fields = position_fields(position)
             if fields == view.fields:
                 view.position = position  # the same fields: the view speaks for this object too
         if view.position is position and (mark is view.mark or mark == view.mark) and stale == view.stale:

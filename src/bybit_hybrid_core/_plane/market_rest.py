@@ -10,13 +10,13 @@ a bad answer is a `MarketRestError` naming what was wrong, never a raise out of 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
 from urllib.parse import quote
 
 import msgspec
 
 from .._config import Link
 from .._events import FetchTickers, FetchTime, RestRequest
+from .rest import RestAnswerError, decode_answer
 
 __all__ = ["MarketRestError", "RestMark", "parse_tickers", "parse_time", "tickers_request", "time_request"]
 
@@ -25,7 +25,7 @@ TIME_PATH = "/v5/market/time"
 _LIMIT = Decimal("1e18")  # the codec's rule for every number (docs/operations.md, "The liveness guarantee")
 
 
-class MarketRestError(Exception):
+class MarketRestError(RestAnswerError):
     """An answer that cannot be used: transport failure, HTTP error, bad JSON, retCode != 0, a bad mark."""
 
 
@@ -102,25 +102,6 @@ _tickers = msgspec.json.Decoder(_TickersAnswer)
 _time = msgspec.json.Decoder(_TimeAnswer)
 
 
-_A = TypeVar("_A", _TickersAnswer, _TimeAnswer)
-
-
-def _checked(status: int, body: bytes, decoder: msgspec.json.Decoder[_A]) -> _A:
-    if status == 0:
-        raise MarketRestError("transport failure (no HTTP answer)")
-    if status != 200:
-        raise MarketRestError(f"HTTP {status}: {body[:120].decode('utf-8', 'replace')}")
-    try:
-        answer = decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MarketRestError(f"bad JSON answer: {type(exc).__name__}") from None
-    if answer.ret_code != 0:
-        raise MarketRestError(f"retCode {answer.ret_code}: {answer.ret_msg or '(no retMsg)'}")
-    if answer.result is None:
-        raise MarketRestError("retCode 0 but no result")
-    return answer
-
-
 def _mark(text: str, symbol: str) -> Decimal:
     try:
         value = Decimal(text)
@@ -133,7 +114,7 @@ def _mark(text: str, symbol: str) -> Decimal:
 
 def parse_tickers(request: RestRequest, status: int, body: bytes, now: float) -> list[RestMark]:
     """The marks in one tickers answer (rows without a mark, e.g. spot, are left out)."""
-    answer = _checked(status, body, _tickers)
+    answer = decode_answer(status, body, _tickers, MarketRestError)
     result = answer.result
     assert result is not None
     category = result.category or request.category
@@ -150,7 +131,7 @@ def parse_tickers(request: RestRequest, status: int, body: bytes, now: float) ->
 
 def parse_time(status: int, body: bytes) -> int:
     """The exchange's time in ms from a `/v5/market/time` answer."""
-    answer = _checked(status, body, _time)
+    answer = decode_answer(status, body, _time, MarketRestError)
     assert answer.result is not None
     nano = answer.result.time_nano
     if nano.isdigit():

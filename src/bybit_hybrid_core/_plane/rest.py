@@ -14,7 +14,7 @@ exactly as it is sent, so it is built once here and never re-encoded by anyone e
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -37,8 +37,48 @@ PATH = "/v5/position/list"
 PAGE_LIMIT = 200  # Bybit's maximum page size for this endpoint
 
 
-class SnapshotError(Exception):
-    """An answer that cannot be used: transport failure, HTTP error, bad JSON or retCode != 0."""
+class RestAnswerError(Exception):
+    """A REST answer that cannot be used: transport failure, HTTP error, bad JSON or retCode != 0."""
+
+
+class SnapshotError(RestAnswerError):
+    """An answer to `/v5/position/list` that cannot be used."""
+
+
+class _Envelope(Protocol):
+    """What every Bybit V5 REST answer carries around its `result`."""
+
+    @property
+    def ret_code(self) -> int: ...
+    @property
+    def ret_msg(self) -> str: ...
+    @property
+    def result(self) -> object: ...
+
+
+_A = TypeVar("_A", bound=_Envelope)
+
+
+def decode_answer(
+    status: int, body: bytes, decoder: msgspec.json.Decoder[_A], error: type[RestAnswerError]
+) -> _A:
+    """The decoded answer of a REST call, checked like every Bybit V5 answer: an HTTP 200, JSON of the
+    expected shape, `retCode` 0 and a `result`. Raises `error` naming what was wrong, in our own words."""
+    if status == 0:
+        raise error("transport failure (no HTTP answer)")
+    if status != 200:
+        raise error(f"HTTP {status}: {_excerpt(body)}")
+    try:
+        answer = decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise error(explain("answer", exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise error("bad JSON answer") from None
+    if answer.ret_code != 0:
+        raise error(f"retCode {answer.ret_code}: {answer.ret_msg or '(no retMsg)'}")
+    if answer.result is None:
+        raise error("retCode 0 but no result")
+    return answer
 
 
 class PositionPage(msgspec.Struct, frozen=True):
@@ -143,29 +183,17 @@ def parse_page(request: RestRequest, status: int, body: bytes, now: float) -> Po
     The rows' own mark prices are stamped with the answer's server `time` (the mark is current as of the
     answer) and with `now`, when it arrived.
     """
-    if status == 0:
-        raise SnapshotError("transport failure (no HTTP answer)")
-    if status != 200:
-        raise SnapshotError(f"HTTP {status}: {_excerpt(body)}")
-    try:
-        answer = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise SnapshotError(explain("answer", exc)) from None
-    except msgspec.DecodeError as exc:
-        raise SnapshotError(f"bad JSON answer: {exc}") from None
-    if answer.ret_code != 0:
-        raise SnapshotError(f"retCode {answer.ret_code}: {answer.ret_msg or '(no retMsg)'}")
+    answer = decode_answer(status, body, _decoder, SnapshotError)
     result = answer.result
-    if result is None:
-        raise SnapshotError("retCode 0 but no result")
+    assert result is not None  # decode_answer refuses an answer without one
     category = result.category or request.category
     if category != request.category:
         raise SnapshotError(f"asked for category {request.category!r}, got {category!r}")
     # One bad row fails the whole page (and the round retries): skipping it would let the reconciliation
-    # close a position the venue still holds. `raw` tells a decimal string from a bare JSON number.
-    raw = msgspec.json.decode(body)["result"].get("list") or ()
+    # close a position the venue still holds. (A bare JSON number in a money field was refused by the typed
+    # decode itself: its fields take decimal strings only.)
     for i, row in enumerate(result.list):
-        bad = check_values(row, raw[i] if i < len(raw) else None, f"result.list[{i}]")
+        bad = check_values(row, path=f"result.list[{i}]")
         if bad is not None:
             raise SnapshotError(bad)
     rows = []

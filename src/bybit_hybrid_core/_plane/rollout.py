@@ -56,7 +56,7 @@ from .._health import DivergenceMetrics, SymbolDivergence
 from .._timers import Deadlines
 from .account import OwnMark, is_flat
 from .fallback import RestBudget, RestPacer
-from .join import position_update
+from .join import position_fields, position_update
 from .sync import CompletedSnapshot, SnapshotSync
 
 __all__ = ["DivergenceBook", "RestPositions", "Router", "in_share"]
@@ -73,11 +73,6 @@ def in_share(symbol: str, share: float) -> bool:
         return True
     point = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big") / 2.0**64
     return point < share
-
-
-def _fields(p: Position) -> tuple[object, ...]:
-    return (p.side, p.size, p.avg_price, p.leverage, p.liq_price, p.take_profit, p.stop_loss,
-            p.trailing_stop, p.position_status)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ divergence
@@ -233,11 +228,8 @@ class RestPositions:
         self._pacer.paid(lambda: self._sync.start(now, wall_ms, 0))
 
     def _update(self, position: Position, mark: OwnMark | None, now: float) -> PositionUpdate:
-        if mark is None:
-            return position_update(Link.PRIVATE, now, position, None, None, None, "snapshot", True, "rest")
-        return position_update(
-            Link.PRIVATE, now, position, mark[0], mark[1], mark[2], "snapshot", False, "rest"
-        )
+        price, ts, at = (None, None, None) if mark is None else mark  # no mark in the row: stale
+        return position_update(Link.PRIVATE, now, position, price, ts, at, "snapshot", mark is None, "rest")
 
     def _apply(self, done: CompletedSnapshot, now: float) -> None:
         listed: dict[PositionKey, tuple[Position, OwnMark | None]] = {}
@@ -250,8 +242,11 @@ class RestPositions:
                 self._emit(PositionOpened(link=Link.PRIVATE, at=now, position=position, cause="snapshot"))
             if mark is not None:
                 self._on_mark(position.category, position.symbol, mark[0], now)
-            moved = before is None or before[1] is None or mark is None or before[1][0] != mark[0]
-            if moved or _fields(before[0]) != _fields(position):  # type: ignore[index]
+            if (
+                before is None
+                or _price(before[1]) != _price(mark)
+                or position_fields(before[0]) != position_fields(position)
+            ):
                 self._emit(self._update(position, mark, now))
             self._held[key] = (position, mark)
         for key in [k for k in self._held if k[0] == done.category and k not in listed]:
@@ -265,6 +260,10 @@ class RestPositions:
                     seq=before_position.seq,
                 )
             )
+
+
+def _price(mark: OwnMark | None) -> Decimal | None:
+    return None if mark is None else mark[0]
 
 
 # ------------------------------------------------------------------------------------------- the router
