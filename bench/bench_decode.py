@@ -27,7 +27,7 @@ from typing import Any
 from bybit_hybrid_core.codec import decode, vet_numbers
 
 SAMPLES = Path(
-    os.environ.get("BYBIT_SAMPLES_DIR", Path(__file__).resolve().parents[2] / "shared" / "bybit-v5-samples")
+    os.environ.get("BYBIT_SAMPLES_DIR", Path(__file__).resolve().parents[1] / "tests/samples/bybit-v5")
 )
 
 SYMBOLS = {"BTCUSDT": 63561.6, "ETHUSDT": 3120.45, "SOLUSDT": 146.213, "XRPUSDT": 0.5873, "DOGEUSDT": 0.12345}
