@@ -21,10 +21,9 @@ what it produced, one pass per message; `check_values` walks a message to name t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Optional, TypeAlias, Union
 
 import msgspec
 
@@ -335,9 +334,35 @@ def check_values(obj: msgspec.Struct, raw: Any = _ABSENT, path: str = "") -> str
     return None
 
 
-# What msgspec says (0.23) when `_Bare` refuses a number: "Expected `int` >= 1", "Expected `float` < -0.0".
-# Only `Dec` carries numeric constraints in our Structs; should the wording change, msgspec's shows instead.
-_BARE_REFUSED = re.compile(r"expected `(int|float)` [<>]=? -?[01](\.0)?$")
+def _learnt_messages() -> dict[str, str]:
+    """What msgspec says when a money field (`Dec`) refuses a value, learnt from msgspec itself at import and
+    mapped to our words, so no version's wording is assumed (0.23 changed some; tests assert ours). One
+    probe per kind of refusal: a bare number (a message per violated constraint: an int or a float, above or
+    below zero), one out of a float's range, a string that is no decimal, and each other JSON type."""
+
+    class _Probe(msgspec.Struct):
+        amount: Dec
+
+    class _OptionalProbe(msgspec.Struct):  # money that may be absent names `null` in its union too
+        amount: Optional[Dec] = None  # noqa: UP045  (a runtime alias, as `Dec` is)
+
+    probes = [(number, BARE) for number in (b"5", b"-5", b"0", b"1.5", b"-1.5", b"0.0")]
+    probes += [
+        (b"1e999", "a bare number out of range (money fields are decimal strings)"),
+        (b'"abc"', "expected a decimal string"),
+        (b"true", "expected a decimal string, got a boolean"),
+        (b"[1]", "expected a decimal string, got an array"),
+        (b'{"a":1}', "expected a decimal string, got an object"),
+        (b"null", "expected a decimal string, got null"),
+    ]
+    learnt: dict[str, str] = {}
+    for probe in (_Probe, _OptionalProbe):
+        for value, ours in probes:
+            try:
+                msgspec.json.decode(b'{"amount":' + value + b"}", type=probe)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                learnt.setdefault(error_path(exc)[0].lower(), ours)
+    return learnt
 
 
 def error_path(exc: Exception) -> tuple[str, str]:
@@ -349,19 +374,13 @@ def error_path(exc: Exception) -> tuple[str, str]:
     return message, path.rstrip("`").lstrip(".")
 
 
+_LEARNT = _learnt_messages()
+
+
 def explain(where: str, exc: Exception) -> str:
     """Turn msgspec's "Expected `str`, got `int` - at `$.data.s`" into "where: data.s: expected ..."."""
     message, path = error_path(exc)
-    lowered = message.lower()
-    if lowered.startswith("invalid decimal"):  # msgspec says "Invalid decimal string" (0.18-0.23)
-        message = "expected a decimal string"
-    elif _BARE_REFUSED.match(lowered):  # `Dec`'s impossible int/float constraint: a bare number
-        message = BARE
-    elif "decimal" in lowered and ", got " in message:
-        # a money field holding a bool, list or object: msgspec lists the union `Dec` is made of
-        message = "expected a decimal string, got " + message.rpartition(", got ")[2]
-    elif message.lower().startswith("number out of range"):  # a bare 1e999, refused before any hook runs
-        message = "a bare number out of range (money fields are decimal strings)"
+    message = _LEARNT.get(message.lower(), message)  # a money field's refusal, in our words
     if message[:1].isupper() and not message[1:2].isupper():
         message = message[0].lower() + message[1:]
     return f"{where}: {path}: {message}" if path else f"{where}: {message}"
