@@ -340,7 +340,7 @@ def test_divergence_and_rollout_are_counters_and_gauges_per_symbol() -> None:
     )  # fmt: skip
     rollout = RolloutStatus(
         mode="cutover", share=0.25, rest_polling=False, positions_fallback=True, marks_fallback=("ETHUSDT",),
-        rolled_back_for=12.5, rollback_reasons=("divergences_critical",), rest_requests=42,
+        rolled_back_for=12.5, rollback_reasons=("divergences_critical",), rest_requests=42, clock_failures=2,
     )  # fmt: skip
     metrics = msgspec.structs.replace(METRICS, divergence=divergence, rollout=rollout)
     types, s = scrape(HybridCollector(lambda: (metrics, HEALTH)))
@@ -362,7 +362,8 @@ def test_divergence_and_rollout_are_counters_and_gauges_per_symbol() -> None:
     assert one(s, "bybit_hybrid_rollout_positions_fallback") == 1
     assert one(s, "bybit_hybrid_rollout_marks_fallback_symbols") == 1
     assert one(s, "bybit_hybrid_rollout_rest_requests_total") == 42
-    for name in ("mark_comparisons", "mark_divergences", "rollout_rest_requests"):
+    assert one(s, "bybit_hybrid_rollout_clock_failures_total") == 2
+    for name in ("mark_comparisons", "mark_divergences", "rollout_rest_requests", "rollout_clock_failures"):
         assert types[f"bybit_hybrid_{name}"] == "counter"
     for name in (
         "mark_divergence_max_ratio",

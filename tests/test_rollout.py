@@ -36,6 +36,7 @@ from bybit_hybrid_core import (
     PositionOpened,
     PositionsSynced,
     PositionUpdate,
+    ProtocolProblem,
     PublicTrades,
     RestCall,
     RollbackEnded,
@@ -577,3 +578,16 @@ def test_canary_delivers_no_market_data_but_the_streams_health_is_watched() -> N
     rules = {r.rule for e in of(sim, HealthChanged) for r in e.health.reasons}
     assert "link_down_warning" in rules
     assert sim.core.positions() == sim.exchange.positions()
+
+
+def test_a_failed_server_time_sample_is_counted_not_reported_as_a_problem() -> None:
+    # A REST base that answers the time request with a non-Bybit page (an HTTP 426 from a WebSocket-only
+    # server): the sample is optional, so the stream reads as healthy and the failure shows in the metrics.
+    sim = simulation("production")
+    sim.exchange.rest_fail(1, status=426, path="/v5/market/time")
+    sim.advance(5.0)
+    assert of(sim, ProtocolProblem) == []
+    assert rollout(sim).clock_failures == 1
+    sim.advance(Rollout().time_interval + 1.0)  # the next sample succeeds and counts nothing
+    assert rollout(sim).clock_failures == 1
+    assert sim.core.metrics().clock_offset_ms is not None

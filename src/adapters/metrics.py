@@ -301,6 +301,11 @@ def rollout_families(metrics: Metrics) -> Iterator[Metric]:
         "Periodic REST requests spent (polls, fallbacks, comparisons).",
         r.rest_requests,
     )
+    yield CounterMetricFamily(
+        f"{PREFIX}_rollout_clock_failures",
+        "REST server-time samples that failed (optional: pongs also estimate the clock offset).",
+        r.clock_failures,
+    )
 
 
 class ExchangeCollector(Collector):

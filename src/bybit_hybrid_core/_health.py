@@ -183,6 +183,9 @@ class RolloutStatus(msgspec.Struct, frozen=True, kw_only=True):
     rolled_back_for: float | None
     rollback_reasons: tuple[str, ...]
     rest_requests: int
+    clock_failures: int = (
+        0  # REST time samples that failed (a failed status 0 included); not reported as events
+    )
 
 
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):

@@ -144,6 +144,7 @@ class RestFallback:
         self.positions_active = False
         self.marks: tuple[tuple[str, str], ...] = ()  # symbols whose marks come from REST now
         self._sent: dict[int, float] = {}  # request id -> when it went out (round trips for the clock)
+        self.clock_failures = 0  # time samples that failed (counted, not reported: the sample is optional)
         self.streaming = True  # the stream runs (False in mode rest: no fallback to do)
         self.comparing = True  # production / cutover compare every compare_interval
 
@@ -247,16 +248,19 @@ class RestFallback:
         sent = self._sent.pop(request.id, None)
         if sent is None:
             return  # not ours, or answered twice
-        if request.purpose == "time" and status == 0:
-            return  # no answer: the clock sample is optional (pongs estimate it too); the next comes in time
-        try:
-            if request.purpose == "time":
+        if request.purpose == "time":
+            # The clock sample is optional (pongs estimate the offset too) and the next one comes in time, so
+            # a failed one is counted in `metrics().rollout`, not reported: a REST base that is not Bybit's
+            # must not read as a broken stream. A failed tickers answer below is a problem: marks depend on it.
+            try:
                 self._clock(parse_time(status, body), wall_ms, now - sent)
-                return
+            except MarketRestError:
+                self.clock_failures += 1
+            return
+        try:
             marks = parse_tickers(request, status, body, now)
         except MarketRestError as exc:
-            what = "server time" if request.purpose == "time" else f"tickers {request.category}"
-            detail = f"REST {what}: {exc}"
+            detail = f"REST tickers {request.category}: {exc}"
             self._emit(ProtocolProblem(link=Link(request.category or "linear"), at=now, detail=detail[:300]))
             return
         dark = set(self.marks)

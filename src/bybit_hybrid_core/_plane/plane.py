@@ -330,6 +330,7 @@ class DataPlane:
             rolled_back_for=None if router.rolled_back_at is None else now - router.rolled_back_at,
             rollback_reasons=router.reasons if router.rolled_back_at is not None else (),
             rest_requests=self._fallback.budget.spent,
+            clock_failures=self._fallback.clock_failures,
         )
 
     def _after_rollout(self, now: float, wall_ms: int) -> None:
