@@ -251,7 +251,7 @@ class RestFallback:
         if request.purpose == "time":
             # The clock sample is optional (pongs estimate the offset too) and the next one comes in time, so
             # a failed one is counted in `metrics().rollout`, not reported: a REST base that is not Bybit's
-            # must not read as a broken stream. A failed tickers answer below is a problem: marks depend on it.
+            # must not read as a broken stream. A failed tickers answer (below) is a problem: marks need it.
             try:
                 self._clock(parse_time(status, body), wall_ms, now - sent)
             except MarketRestError:
