@@ -493,6 +493,10 @@ def test_a_data_plane_failure_on_remote_data_is_a_problem_not_an_exception(
     def boom(*args: object) -> None:
         raise ArithmeticError("decimal trouble")
 
+    # the per-message dispatch's handler of tickers (a raising data plane, whatever the path into it)
+    for handlers in (s.core._public_handlers, s.core._private_handlers):
+        for kind in list(handlers):
+            monkeypatch.setitem(handlers, kind, boom)
     monkeypatch.setattr(s.core._data, "on_message", boom)
     s.push(Link.LINEAR, sample_text("public-tickers-linear-snapshot-real.json"))
     (problem,) = s.of(ProtocolProblem)

@@ -307,11 +307,12 @@ class EventRate:
         self._ring = [0] * window
         self._second = 0
 
-    def add(self, at: float) -> None:
+    def add(self, at: float, n: int = 1) -> None:
+        """`n` events at `at` (the core's clock)."""
         second = int(at)
         if second != self._second:
             self._advance(second)
-        self._ring[second % self.window] += 1
+        self._ring[second % self.window] += n
 
     def per_second(self, now: float) -> float:
         self._advance(int(now))

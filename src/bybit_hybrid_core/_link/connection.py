@@ -173,10 +173,15 @@ class LinkConnection:
             return
         self.machine.process(Input.BYTES)
         for event in self._wire.receive(data):
-            if isinstance(event, bytes):  # a whole text message's payload: nearly every item is one
-                self._on_text(event, now)
+            if event.__class__ is bytes:  # a whole text message's payload: nearly every item is one
+                msg = self._on_text(event, now)
+                if msg is not None:  # a topic message, and nothing else produced: handed on as it is
+                    yield msg
+                    if self._wire is None:  # what the caller did with it took the link down
+                        break
+                    continue
             else:
-                self._on_wire(event, now)
+                self._on_wire(event, now)  # type: ignore[arg-type]
             if self._out:
                 yield from self._produced()
             if self._wire is None:  # the link went down; the rest belonged to the dead socket
@@ -381,22 +386,25 @@ class LinkConnection:
         if self.link.is_public and "watch" not in self.timers and self.state is LinkState.LIVE:
             self.timers.set("watch", now + min(self._t.topic_quiet_after, self._t.silent_link_after))
 
-    def _on_text(self, text: bytes | str, now: float) -> None:
-        self.counters.messages += 1
-        self.counters.last_message_at = now
+    def _on_text(self, text: bytes | str, now: float) -> TopicMessage | None:
+        """One text message: the topic message to hand on, or None (a control reply or a problem, whose
+        outcome is in `_out`)."""
+        counters = self.counters
+        counters.messages += 1
+        counters.last_message_at = now
         try:
             msg = decode(text)
         except DecodeError as exc:
             self._problem(str(exc), now, _sample(text))
-            return
+            return None
         if msg.__class__ in _CONTROL_REPLIES:
             self._on_control(msg, now, text)
-            return
+            return None
         # A topic message. TOPIC is a self-loop wherever it is legal (`_TOPIC_STATES`, read off the table),
         # so the check is one set lookup and there is no transition to make.
         if self.machine.state not in _TOPIC_STATES:
             self._problem(f"unexpected topic while {self.state.name}", now, _sample(text))
-            return
+            return None
         topic = msg.topic  # type: ignore[union-attr]  # not a control reply (above): a topic message
         self._last_push[topic] = now
         if self._nudged:
@@ -404,7 +412,7 @@ class LinkConnection:
         stamp = getattr(msg, self._stamp, None)
         if stamp:  # the exchange's own time of the message: latency (ms) to its arrival here
             self.latency.observe(stamp, self._wall_ms(now), now)
-        self._out.append(msg)  # type: ignore[arg-type]
+        return msg  # type: ignore[return-value]
 
     def _on_control(self, msg: object, now: float, text: bytes | str) -> None:
         match msg:

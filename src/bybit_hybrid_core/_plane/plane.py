@@ -30,6 +30,8 @@ from random import Random
 from typing import Any, Literal
 
 from .._codec import (
+    PRIVATE_MESSAGES,
+    PUBLIC_MESSAGES,
     ExecutionMessage,
     FastExecutionMessage,
     GreeksMessage,
@@ -186,6 +188,17 @@ class DataPlane:
             WalletMessage: self._on_rows,
             GreeksMessage: self._on_rows,
         }
+
+    def handlers(self, private: bool) -> dict[type, Callable[[Link, Any, float], None]]:
+        """The handler of each message class a link of that kind may carry (a private class on a public
+        link is a forgery: not here, so `on_message` reports it). For the core's per-message dispatch, which
+        calls `at(now)` once before handing messages straight to these."""
+        forged = PUBLIC_MESSAGES if private else PRIVATE_MESSAGES
+        return {kind: handler for kind, handler in self._handlers.items() if kind not in forged}
+
+    def at(self, now: float) -> None:
+        """The time of the messages about to be handed to `handlers()`' entries."""
+        self._now = now
 
     # ------------------------------------------------------------------------------------ inputs
 
