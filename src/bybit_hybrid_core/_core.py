@@ -63,6 +63,8 @@ _NOT_MESSAGES = (Event, Action)  # what else a link produces
 # The events a health verdict depends on (market data never changes one): `emit` tells the monitor of these.
 _VERDICT_EVENTS = frozenset(HEALTH_EVENTS - STREAM_HEALTH_EVENTS)
 _AT = attrgetter("at")
+_UNKNOWN = object()  # `_plane_due` when it must be asked again
+_SMALL_BATCH = 8  # below this many events, `_tally` counts them one by one (measured: about the break-even)
 
 
 class HybridCore:
@@ -97,6 +99,10 @@ class HybridCore:
         self._rate = EventRate()
         self._counts: dict[type, int] = {}  # events emitted, by class (tallied by `_tally`)
         self._tallied = 0  # how many of `_events` are in `_counts` and `_rate` already
+        # The data plane's deadline as `poll()` computed it, while nothing has happened since (anything that
+        # may set a timer passes `_after`, which forgets it): `_advance` then skips the plane's seven timer
+        # queues when nothing is due. That halves the per-read timer work (docs/performance.md).
+        self._plane_due: float | object | None = _UNKNOWN
         self._monitor = HealthMonitor(config.health, self._latency)
         self._wanted_seen = -1
         self._live: set[Link] = set()  # links whose LinkUp the data plane has seen and no LinkDown since
@@ -263,7 +269,7 @@ class HybridCore:
         events, self._events = tuple(self._events), []
         self._tally(events)
         self._tallied = 0
-        deadline = self._data.deadline()
+        deadline = self._plane_due = self._data.deadline()
         when = self._monitor.deadline()
         if when is not None and (deadline is None or when < deadline):
             deadline = when
@@ -369,9 +375,15 @@ class HybridCore:
         if not batch:
             return
         counts = self._counts
+        add = self._rate.add
+        if len(batch) < _SMALL_BATCH:  # a read of one message or a few: two Counters would cost more
+            for event in batch:
+                kind = event.__class__
+                counts[kind] = counts.get(kind, 0) + 1
+                add(event.at)
+            return
         for kind, n in Counter(map(type, batch)).items():
             counts[kind] = counts.get(kind, 0) + n
-        add = self._rate.add
         for second, n in Counter(map(int, map(_AT, batch))).items():
             add(second, n)
 
@@ -413,6 +425,7 @@ class HybridCore:
     # ----------------------------------------------------------------------------------------- internals
 
     def _check_health(self, now: float) -> None:
+        self._plane_due = _UNKNOWN  # a verdict may start or end a rollback (a timer of the data plane)
         changed = self._monitor.evaluate(now, self._views())
         if changed is not None:
             where = Link.PRIVATE if Link.PRIVATE in self._links else next(iter(self._links), Link.LINEAR)
@@ -453,6 +466,9 @@ class HybridCore:
             raise LocalProtocolError(f"{what} before start(): call start(now, wall_ms) first")
 
     def _link(self, link: Link) -> LinkConnection:
+        conn = self._links.get(link)  # a Link member (every adapter's case): no conversion, no checks
+        if conn is not None:
+            return conn
         self._require_started("a transport input")
         conn = self._links.get(Link(link))
         if conn is None:
@@ -469,11 +485,14 @@ class HybridCore:
             when = conn.deadline()  # the common case, nothing due, costs one min() (docs/performance.md)
             if when is not None and when <= now:
                 self._take(conn.link, conn.run_timers(now), now)
-        self._data.tick(now, self.wall_ms(now))
+        due, self._plane_due = self._plane_due, _UNKNOWN
+        if due is _UNKNOWN or (due is not None and due <= now):  # type: ignore[operator]
+            self._data.tick(now, self.wall_ms(now))
         return now
 
     def _after(self, now: float, force: bool = False) -> None:
         """Re-read the data plane's wanted topics when they changed and reconcile every link."""
+        self._plane_due = _UNKNOWN  # whatever ran before this may have set a timer
         due = self._monitor.deadline()
         if self._monitor.dirty or (due is not None and due <= now):
             self._check_health(now)
