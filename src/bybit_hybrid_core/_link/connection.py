@@ -130,8 +130,11 @@ class LinkConnection:
 
     def check(self, event: Input) -> None:
         """Raise `LocalProtocolError` now if the caller's input is illegal in the current state."""
-        if event is Input.BYTES and self._stale():
-            event = Input.STALE
+        if event is Input.BYTES:
+            if self.machine.state is LinkState.LIVE:
+                return  # nearly every call: the table's (LIVE, BYTES) is a self-loop
+            if self._stale():
+                event = Input.STALE
         if not self.machine.accepts(event):
             raise LocalProtocolError(misuse(self.state, event))
 
@@ -168,10 +171,11 @@ class LinkConnection:
         so change what a link must subscribe) before the next frame is looked at, so how the bytes were
         chunked never changes what the core does. Consume it fully before the next input.
         """
-        if self._stale() or self._wire is None:
+        if self._wire is None or self._stale():
             self.counters.stale_inputs += 1
             return
-        self.machine.process(Input.BYTES)
+        if self.machine.state is not LinkState.LIVE:  # the table's (LIVE, BYTES) is a self-loop
+            self.machine.process(Input.BYTES)
         for event in self._wire.receive(data):
             if event.__class__ is bytes:  # a whole text message's payload: nearly every item is one
                 msg = self._on_text(event, now)
@@ -253,7 +257,8 @@ class LinkConnection:
     # ---------------------------------------------------------------------------------------- internals
 
     def _stale(self) -> bool:
-        return self.state is LinkState.BACKOFF or (self.state is LinkState.DIALING and self._had_socket)
+        state = self.machine.state
+        return state is LinkState.BACKOFF or (state is LinkState.DIALING and self._had_socket)
 
     def _dial(self, now: float) -> None:
         wait = self._budget.take(self.host_name, now)
