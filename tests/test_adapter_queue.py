@@ -220,6 +220,87 @@ def test_bounded_and_lossless_for_what_matters(ops: list[tuple[str, str]], limit
     assert [sent.index(e) for e in out] == sorted(sent.index(e) for e in out)  # order kept
 
 
+class EagerBuffer:
+    """The buffer's rule, keyed on every arrival (how EventBuffer worked before it keyed lazily): the
+    reference its batches and lazy keys must match. Past `limit`, a market event replaces the pending one
+    of its key (the two merged, oldest first) and moves to the back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: dict[int, list[Event]] = {}
+        self.keys: dict[object, int] = {}
+        self.seq = 0
+
+    def put(self, event: Event) -> None:
+        key = conflation_key(event)
+        if key is not None:
+            older = self.keys.get(key)
+            self.keys[key] = self.seq
+            if older is not None and len(self.items) >= self.limit:
+                self.items[self.seq] = [*self.items.pop(older), event]
+                self.seq += 1
+                return
+        self.items[self.seq] = [event]
+        self.seq += 1
+
+    def drain(self) -> list[list[Event]]:
+        out = list(self.items.values())
+        self.items.clear()
+        self.keys.clear()
+        return out
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(["tick", "mark", "pos", "up"]), st.sampled_from(["A", "B", "C"])),
+            st.just(("drain", "")),
+        ),
+        max_size=200,
+    ),
+    st.integers(min_value=1, max_value=12),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=8),
+)
+def test_batches_and_lazy_keys_conflate_exactly_like_keying_every_arrival(
+    ops: list[tuple[str, str]], limit: int, sizes: list[int]
+) -> None:
+    buf, eager = EventBuffer(limit=limit), EagerBuffer(limit)
+    batch: list[Event] = []
+    turn = 0
+
+    def flush() -> None:
+        nonlocal turn
+        buf.extend(batch)
+        for event in batch:
+            eager.put(event)
+        batch.clear()
+        turn += 1
+
+    for i, (kind, sym) in enumerate(ops):
+        if kind == "drain":
+            flush()
+            got, want = buf.drain(), eager.drain()
+            # a merged group comes out as the newest of its events, folded: compare what identifies it
+            assert [(type(e), conflation_key(e), e.at) for e in got] == [
+                (type(g[-1]), conflation_key(g[-1]), g[-1].at) for g in want
+            ]
+            continue
+        event: Event
+        if kind == "tick":
+            event = ticker(sym, str(i + 1), at=float(i))
+        elif kind == "mark":
+            event = position(sym, str(i + 1))
+        elif kind == "pos":
+            event = position(sym, str(i + 1), cause="position")
+        else:
+            event = up(float(i))
+        batch.append(event)
+        if len(batch) >= sizes[turn % len(sizes)]:
+            flush()
+    flush()
+    assert len(buf.drain()) == len(eager.drain())
+
+
 # ------------------------------------------------------------------------- the loop's inbox (async adapters)
 
 

@@ -22,6 +22,7 @@ lives on their event loop.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 from collections import deque
@@ -159,9 +160,15 @@ def _fold(events: list[Event]) -> Event:
 
 
 class EventBuffer:
-    """Pending events in arrival order; see the module docstring for what happens past `limit`."""
+    """Pending events in arrival order; see the module docstring for what happens past `limit`.
 
-    __slots__ = ("_items", "_keys", "_seq", "conflated", "high_water", "limit")
+    Conflation keys are only worked out once `limit` is reached: below it (a consumer that keeps up, nearly
+    always) a batch is stored in one C-level update and drained as one list, with no key per event. The
+    first event at the limit keys every pending one, oldest first, which finds the same older event per key
+    as keying each on arrival would; from then until the next drain every event is keyed as it comes.
+    """
+
+    __slots__ = ("_grouped", "_items", "_keyed", "_keys", "_seq", "conflated", "high_water", "limit")
 
     def __init__(self, limit: int = 10_000) -> None:
         if limit < 1:
@@ -170,7 +177,9 @@ class EventBuffer:
         self.conflated = 0  # market events merged into a newer one since the start
         self.high_water = 0  # the most events ever pending at once
         self._items: dict[int, Event | _Group] = {}  # insertion-ordered; deleting from the middle is O(1)
-        self._keys: dict[Hashable, int] = {}
+        self._keys: dict[Hashable, int] = {}  # key -> the newest pending event's seq (while `_keyed`)
+        self._keyed = False  # `_keys` covers every pending event
+        self._grouped = False  # some pending item is a `_Group`
         self._seq = 0
 
     def __len__(self) -> int:
@@ -180,30 +189,60 @@ class EventBuffer:
         return bool(self._items)
 
     def put(self, event: Event) -> None:
+        items = self._items
+        if len(items) < self.limit and not self._keyed:
+            items[self._seq] = event  # below the limit nothing is merged: no key needed yet
+            self._seq += 1
+            self.high_water = max(self.high_water, len(items))
+            return
+        if not self._keyed:
+            self._key_pending()
         key = conflation_key(event)
         if key is not None:
             older = self._keys.get(key)
-            if older is not None and len(self._items) >= self.limit:
-                self._items[self._seq] = _Group(self._items.pop(older), event)  # merged when drained
+            if older is not None and len(items) >= self.limit:
+                items[self._seq] = _Group(items.pop(older), event)  # merged when drained
+                self._grouped = True
                 self.conflated += 1
                 self._keys[key] = self._seq
                 self._seq += 1
                 return
             self._keys[key] = self._seq
-        self._items[self._seq] = event
+        items[self._seq] = event
         self._seq += 1
-        self.high_water = max(self.high_water, len(self._items))
+        self.high_water = max(self.high_water, len(items))
 
     def extend(self, events: Iterable[Event]) -> None:
-        for event in events:
+        batch = events if isinstance(events, list | tuple) else list(events)
+        items = self._items
+        if not self._keyed and len(items) + len(batch) < self.limit:  # the common case, in C
+            items.update(zip(itertools.count(self._seq), batch))
+            self._seq += len(batch)
+            self.high_water = max(self.high_water, len(items))
+            return
+        for event in batch:
             self.put(event)
 
     def drain(self) -> list[Event]:
         """Everything pending, oldest first; the buffer is empty afterwards."""
-        items = [item.event() if isinstance(item, _Group) else item for item in self._items.values()]
+        values = self._items.values()
+        if self._grouped:
+            items = [item.event() if isinstance(item, _Group) else item for item in values]
+        else:
+            items = list(values)  # type: ignore[arg-type]  # no group pending: every item is an Event
         self._items.clear()
         self._keys.clear()
+        self._keyed = self._grouped = False
         return items
+
+    def _key_pending(self) -> None:
+        """Key every pending event (no group is pending before the first key: groups need keys)."""
+        keys = self._keys
+        for seq, item in self._items.items():
+            key = conflation_key(item)  # type: ignore[arg-type]
+            if key is not None:
+                keys[key] = seq
+        self._keyed = True
 
 
 class Mailbox:

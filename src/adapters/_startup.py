@@ -21,7 +21,7 @@ link's state and the last reason the core gave. The stream itself keeps trying e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -192,6 +192,7 @@ class StartupWatch:
 # market data costs one set miss per event.
 _WATCHED = frozenset({LinkUp, LinkDown, AuthFailed, HandshakeRefused, PositionsSynced, SnapshotFailed})
 _CHANGES = frozenset({LinkConnected, Authenticated}) | _WATCHED
+_NOTED = logged | _CHANGES  # what `observe` looks at
 
 
 class LiveWatch:
@@ -217,8 +218,10 @@ class LiveWatch:
         self._waited = False
         self._wakers: list[Callable[[], None]] = []
 
-    def observe(self, events: Iterable[Event]) -> None:
+    def observe(self, events: Sequence[Event]) -> None:
         """Log the lifecycle events of a batch and update the start-up state (the loop calls it)."""
+        if _NOTED.isdisjoint(map(type, events)):
+            return  # market data only (nearly every batch): one C-level pass, nothing to log or watch
         changed = False
         for event in events:
             kind = type(event)
