@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -137,8 +137,8 @@ class HybridStream(Commands):
     def __aiter__(self) -> HybridStream:
         return self
 
-    async def __anext__(self) -> Event:
-        return await self._mailbox.next_event()
+    def __anext__(self) -> Awaitable[Event]:
+        return self._mailbox.next_event()  # its coroutine itself: no second frame per event
 
     async def next_batch(self) -> list[Event]:
         """Every pending event, oldest first; waits for at least one. [] once the stream is closed;

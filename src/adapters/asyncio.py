@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bybit_hybrid_core import Action, Dial, Event, Hangup, HybridCore, Link, RestCall, RestRequest, Send
@@ -134,8 +134,8 @@ class HybridStream(Commands):
     def __aiter__(self) -> HybridStream:
         return self
 
-    async def __anext__(self) -> Event:
-        return await self._mailbox.next_event()
+    def __anext__(self) -> Awaitable[Event]:
+        return self._mailbox.next_event()  # its coroutine itself: no second frame per event
 
     async def next_batch(self) -> list[Event]:
         """Every pending event, oldest first; waits for at least one. [] once the stream is closed;
