@@ -20,6 +20,7 @@ attribute, `TLSAttribute.ssl_object`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import ssl
@@ -71,6 +72,25 @@ def _drain(tls: ssl.SSLObject, data: bytes) -> tuple[bytes, BaseException | None
     return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), failure
 
 
+def _clock() -> Callable[[], float]:
+    """The running backend's clock, called at every wake-up: asyncio's own under asyncio (what anyio's
+    `current_time` returns there, without its 0.4 µs of dispatch per call), else anyio's (trio's)."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:
+        return anyio.current_time
+
+
+def _event() -> anyio.Event | asyncio.Event:
+    """An event for one sleep of the loop or the consumer: asyncio's own under asyncio (anyio's costs 0.9 µs
+    to make, at every sleep; cancel scopes cancel either wait alike), else anyio's (trio's)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.Event()
+    return asyncio.Event()
+
+
 def _cause(exc: Exception) -> BaseException:
     """What went wrong underneath: `anyio.connect_tcp` raises "OSError: All connection attempts failed" from
     the attempt's error (or a group of them, one per address), and that ("ConnectionRefusedError: ...") is
@@ -104,12 +124,12 @@ class HybridStream(Commands):
         self.core = HybridCore(self.settings.config)
         self._links: Links[_Conn] = Links(self.core)
         self.links: dict[Link, LinkStats] = self._links.stats
-        self._mailbox = AsyncMailbox(self.settings.max_pending, anyio.Event)
+        self._mailbox = AsyncMailbox(self.settings.max_pending, _event)
         self._live = LiveWatch(self.settings.config, self.core.status)
         self._tg: TaskGroup | None = None
         self._tasks: TaskGroup | None = None
         self._rest: AsyncRest | None = None  # made inside the running loop: its connections belong to it
-        self._inbox: Inbox[Item] = Inbox(256, anyio.Event)
+        self._inbox: Inbox[Item] = Inbox(256, _event)
 
     def __repr__(self) -> str:
         state = "closed" if self._mailbox.closed else "running" if self._tg else "new"
@@ -203,7 +223,7 @@ class HybridStream(Commands):
                     await self._rest.aclose()
 
     async def _loop(self, inbox: Inbox[Item]) -> None:
-        clock, core = anyio.current_time, self.core
+        clock, core = _clock(), self.core
         now = clock()
         while True:
             wall = self._wall.stepped(now)
