@@ -62,3 +62,21 @@ def test_bench_e2e_tiny_run_prints_its_tables(tmp_path: Path) -> None:
         ], table
         for row in rows[1:]:
             assert re.search(rf"\| {number} \| [\d,]+ \| {number}-{number} \| {number} \|$", row), row
+
+
+def test_bench_stages_prints_each_stage_and_the_yardstick() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_stages.py"), "--messages", "300", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("300 topic messages"), lines
+    number = r"-?\d+\.\d\d"
+    labels = ["frame reader", "+ decode", "+ the link", "+ the core"]
+    for label, line in zip(labels, lines[1:5], strict=True):
+        assert line.startswith(label) and re.search(rf"{number}  \(this stage +{number}\)$", line), line
+    assert lines[5].startswith("bare json.loads") and re.search(rf"{number}$", lines[5]), lines[5]
