@@ -1,6 +1,7 @@
 """Where the core's time goes, by stage, without a profiler: the stages timed alone on bench_core's stream.
 
     python bench/bench_stages.py [--messages 20000] [--repeat 5] [--seed 7]
+    python bench/bench_stages.py --yardstick ../shared/bench --messages 30000   # the yardstick's stream
 
 Each row is one stage run on its own over the same frames (best of `--repeat`, process CPU time per topic
 message): our frame reader alone; the frame reader plus the codec's `decode` of every payload; each link's
@@ -15,11 +16,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from core_stream import live_core, make_stream, rest_body
+from core_stream import Entry, live_core, make_stream, rest_body
 
 from bybit_hybrid_core import HybridCore, Link
 from bybit_hybrid_core._codec import decode
@@ -46,12 +49,24 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--yardstick",
+        metavar="DIR",
+        help="the shared yardstick's stream instead (DIR: ../shared/bench), fed to a public-only live core",
+    )
     args = parser.parse_args()
-    stream = make_stream(args.messages, args.seed)
-    body = rest_body(args.seed)
-    entries = stream.entries
+    if args.yardstick:
+        n, size, entries, make_core = _yardstick(args.yardstick, args.messages)
+    else:
+        stream = make_stream(args.messages, args.seed)
+        body = rest_body(args.seed)
+        n, size, entries = stream.messages, stream.size / stream.messages, stream.entries
+
+        def make_core() -> HybridCore:
+            return live_core(body)
+
     payloads: list[bytes] = []
-    readers = {link: FrameReader(1 << 24) for link in (Link.LINEAR, Link.PRIVATE)}
+    readers = {link: FrameReader(1 << 24) for link in {entry.link for entry in entries}}
     for entry in entries:
         payloads += [p for p in readers[entry.link].feed(entry.data) if isinstance(p, bytes)]
     topics = [p for p in payloads if p.startswith(b'{"topic"')]
@@ -70,8 +85,7 @@ def main() -> None:
                     decode(payload)
 
     def connections() -> dict[Link, LinkConnection]:
-        core = live_core(body)
-        return {link: core._links[link] for link in (Link.LINEAR, Link.PRIVATE)}
+        return dict(make_core()._links)
 
     def links(conns: dict[Link, LinkConnection]) -> None:
         for entry in entries:
@@ -79,7 +93,7 @@ def main() -> None:
                 pass
 
     def ready() -> HybridCore:
-        core = live_core(body)
+        core = make_core()
         core.poll()
         return core
 
@@ -92,20 +106,39 @@ def main() -> None:
         for payload in topics:
             json.loads(payload)
 
-    n = stream.messages
     rows = [
         ("frame reader", _best(frames, args.repeat, fresh_readers)),
         ("+ decode (msgspec, the value rules)", _best(frames_decode, args.repeat, fresh_readers)),
         ("+ the link (LinkConnection.receive)", _best(links, args.repeat, connections)),
         ("+ the core (dispatch, data plane, events, poll)", _best(whole, args.repeat, ready)),
     ]
-    print(f"{n} topic messages, {stream.size / n:.0f} B per frame, best of {args.repeat}, µs per message")
+    print(f"{n} topic messages, {size:.0f} B per frame, best of {args.repeat}, µs per message")
     previous = 0.0
     for label, seconds in rows:
         total = seconds / n * 1e6
         print(f"{label:<50} {total:>7.2f}  (this stage {total - previous:>6.2f})")
         previous = total
     print(f"{'bare json.loads of the same payloads':<50} {_best(loads, args.repeat) / n * 1e6:>7.2f}")
+
+
+def _yardstick(where: str, messages: int) -> tuple[int, float, list[Entry], Callable[[], HybridCore]]:
+    """The stream of ../shared/bench/loopback_peers.py (its `common.make_stream`), as 16 KiB reads of
+    unmasked frames on the linear link, and its public-only live core (`hybrid_setup`), as its "core alone"
+    row builds them."""
+    sys.path.insert(0, str(Path(where).resolve()))
+    from common import make_stream as shared_stream  # type: ignore[import-not-found]
+    from hybrid_setup import chunks, frame, live_public_core, public_config  # type: ignore[import-not-found]
+
+    stream = shared_stream(n_updates=100_000)
+    payloads = stream.messages[:messages]
+    reads = chunks(b"".join(frame(p) for p in payloads), 16384)
+    entries = [Entry(Link.LINEAR, data, 1.0 + i * 1e-5, 0) for i, data in enumerate(reads)]
+
+    def make_core() -> HybridCore:
+        core: HybridCore = live_public_core(public_config(stream.symbols))
+        return core
+
+    return len(payloads), sum(map(len, payloads)) / len(payloads), entries, make_core
 
 
 if __name__ == "__main__":
