@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from bybit_hybrid._queue import TAIL, EventBuffer, conflation_key
 from hypothesis import given
@@ -334,6 +335,45 @@ def test_the_inbox_hands_over_everything_at_once_and_waits_only_to_sleep() -> No
         assert inbox.take() == [9]
         await inbox.post(11)  # nor does posting
         assert inbox.take() == []
+
+    asyncio.run(main())
+
+
+def test_the_inbox_sleeps_until_a_post_or_its_deadline_and_leaves_no_timer_behind() -> None:
+    import asyncio
+
+    from bybit_hybrid._queue import Inbox
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        inbox: Inbox[int] = Inbox(8, asyncio.Event)
+        armed: list[asyncio.TimerHandle] = []
+
+        def call_at(when: float, callback: Any, arg: Any) -> asyncio.TimerHandle:
+            handle = loop.call_at(when, callback, arg)
+            armed.append(handle)
+            return handle
+
+        # a post wakes it long before its deadline; the deadline's timer is cancelled on the way out
+        loop.call_soon(inbox.post_nowait, 1)
+        await inbox.wait_until(loop.time() + 3600.0, call_at)
+        assert inbox.take() == [1] and armed[-1].cancelled()
+        # nothing posted: the deadline wakes it (a deadline already past: on the loop's next turn)
+        await inbox.wait_until(loop.time() - 1.0, call_at)
+        assert inbox.take() == [] and len(armed) == 2
+        # no deadline: no timer; something pending or a closed inbox: returns without arming one
+        loop.call_soon(inbox.post_nowait, 2)
+        await inbox.wait_until(None, call_at)
+        inbox.post_nowait(3)
+        await inbox.wait_until(loop.time() + 3600.0, call_at)
+        assert inbox.take() == [2, 3] and len(armed) == 2
+        # a deadline that fired leaves the next sleep to its own post
+        loop.call_soon(inbox.post_nowait, 4)
+        await inbox.wait_until(loop.time() + 3600.0, call_at)
+        assert inbox.take() == [4]
+        inbox.close()
+        await inbox.wait_until(loop.time() + 3600.0, call_at)
+        assert len(armed) == 3 and armed[2].cancelled()  # the post-4 sleep armed one; closed: none
 
     asyncio.run(main())
 

@@ -307,6 +307,16 @@ class _Signal(Protocol):
     async def wait(self) -> object: ...
 
 
+class _Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class _CallAt(Protocol):
+    """asyncio's `loop.call_at(when, callback, *args)`."""
+
+    def __call__(self, when: float, callback: Callable[[_Signal], None], arg: _Signal, /) -> _Timer: ...
+
+
 class AsyncMailbox:
     """The async adapters' `Mailbox`: an `EventBuffer` on one event loop, which the adapter's loop fills and
     the application drains with `next_batch` or `next_event` (its `async for`).
@@ -419,6 +429,27 @@ class Inbox(Generic[T]):
         if not self._items and not self.closed:
             self._ready = self._signal()
             await self._ready.wait()
+
+    async def wait_until(self, deadline: float | None, call_at: _CallAt) -> None:
+        """`wait()`, or until the event loop's clock reaches `deadline` (None: no deadline).
+
+        `call_at` is asyncio's `loop.call_at`: one timer handle per sleep, where `asyncio.timeout_at` or an
+        anyio cancel scope with a deadline cost several µs to enter and leave, at every sleep of the loop.
+        """
+        if self._items or self.closed:
+            return
+        ready = self._ready = self._signal()
+        timer = call_at(deadline, self._expire, ready) if deadline is not None else None
+        try:
+            await ready.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, ready: _Signal) -> None:
+        if self._ready is ready:
+            self._ready = None
+        ready.set()
 
     def take(self) -> list[T]:
         """Everything pending, oldest first (maybe nothing); the inbox is empty afterwards."""

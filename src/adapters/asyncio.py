@@ -206,7 +206,8 @@ class HybridStream(Commands):
                 await self._rest.aclose()
 
     async def _loop(self) -> None:
-        clock, core, inbox = asyncio.get_running_loop().time, self.core, self._inbox
+        loop = asyncio.get_running_loop()
+        clock, call_at, core, inbox = loop.time, loop.call_at, self.core, self._inbox
         now = clock()
         while True:
             wall = self._wall.stepped(now)
@@ -218,10 +219,8 @@ class HybridStream(Commands):
             if out.events:
                 self._mailbox.put(out.events)
                 self._live.observe(out.events)  # lifecycle log lines, wait_live
-            if not inbox:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(out.deadline):
-                        await inbox.wait()
+            if not inbox:  # asleep until a post or the core's deadline (a timer handle, not a timeout)
+                await inbox.wait_until(out.deadline, call_at)
             now = clock()
             items = inbox.take()  # every read since the last poll: one poll, one hand-off for them all
             if not items:
