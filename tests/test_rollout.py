@@ -591,3 +591,33 @@ def test_a_failed_server_time_sample_is_counted_not_reported_as_a_problem() -> N
     sim.advance(Rollout().time_interval + 1.0)  # the next sample succeeds and counts nothing
     assert rollout(sim).clock_failures == 1
     assert sim.core.metrics().clock_offset_ms is not None
+
+
+def test_the_data_planes_deadline_is_the_earliest_of_its_parts_through_outages_and_rollbacks() -> None:
+    # `DataPlane.deadline()` reads every timer queue in one pass (a per-read cost); it must say what asking
+    # each part would, whatever the REST fallbacks, snapshot rounds and rollbacks have armed.
+    sim = simulation("production", auto_rollback=True, return_after=60.0)
+    ex, plane = sim.exchange, sim.core._data
+    ex.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
+    parts = (
+        plane._interest.deadline,
+        plane._join.deadline,
+        plane._sync.deadline,
+        plane._rest.deadline,
+        plane._fallback.deadline,
+        plane._router.return_deadline,
+        plane._pacer.deadline,
+    )
+    seen: set[bool] = set()
+    for step in range(120):
+        if step == 10:
+            outage(sim, "private", 30.0)
+        if step == 50:
+            outage(sim, "public", 20.0)
+        if step == 80:
+            sim.core.set_mode("cutover", 0.5)
+        sim.advance(1.0)
+        expected = min((when for part in parts if (when := part()) is not None), default=None)
+        assert plane.deadline() == expected
+        seen.add(expected is None)
+    assert False in seen  # timers were armed (not a vacuous comparison of None with None)

@@ -8,9 +8,9 @@ is for (`("stale", "linear", "BTCUSDT")`): never a string joined from parts and 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Deadlines"]
+__all__ = ["Deadlines", "earliest"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -49,3 +49,16 @@ class Deadlines(Generic[K]):
 
     def clear(self) -> None:
         self._at.clear()
+
+
+def earliest(queues: tuple[Deadlines[Any], ...]) -> float | None:
+    """The earliest deadline of all `queues` (None: none is set), in one pass: the data plane asks this of
+    its timer queues at every `poll()`, where a call per queue cost more than the answer."""
+    soonest = None
+    for queue in queues:
+        at = queue._at
+        if at:
+            when = min(at.values())
+            if soonest is None or when < soonest:
+                soonest = when
+    return soonest

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from .._config import Config, Link
 from .._events import Action, Event, FallbackEnded, FallbackStarted, ProtocolProblem, RestCall, RestRequest
@@ -189,6 +190,10 @@ class RestFallback:
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
+
+    def queues(self) -> tuple[Deadlines[Any], ...]:
+        """The timer queues behind `deadline()` (the data plane takes their earliest in one pass)."""
+        return (self._timers,)
 
     def _positions(self, now: float, wall_ms: int) -> None:
         if not self._private_down or not self.streaming:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from .._config import Link, Timings
 from .._events import Event, Position, PositionKey, PositionUpdate
@@ -199,6 +199,10 @@ class Join:
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
+
+    def queues(self) -> tuple[Deadlines[Any], ...]:
+        """The timer queues behind `deadline()` (the data plane takes their earliest in one pass)."""
+        return (self._timers,)
 
     # -------------------------------------------------------------------------------- pricing
 

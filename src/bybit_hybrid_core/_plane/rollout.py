@@ -35,6 +35,7 @@ import hashlib
 from collections.abc import Callable
 from decimal import Decimal
 from random import Random
+from typing import Any
 
 from .._config import Config, Link, Mode
 from .._events import (
@@ -219,6 +220,10 @@ class RestPositions:
         if own is None or (sync is not None and sync < own):
             return sync
         return own
+
+    def queues(self) -> tuple[Deadlines[Any], ...]:
+        """The timer queues behind `deadline()` (the data plane takes their earliest in one pass)."""
+        return (self._timers, *self._sync.queues())
 
     def _poll(self, now: float, wall_ms: int) -> None:
         if not self._budget.take(now, self._round_cost):

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 from .._config import Config, Link
 from .._events import Action, Event, Position, ProtocolProblem, RestRequest, SnapshotFailed
@@ -160,6 +160,10 @@ class SnapshotSync:
 
     def deadline(self) -> float | None:
         return self._timers.earliest()
+
+    def queues(self) -> tuple[Deadlines[Any], ...]:
+        """The timer queues behind `deadline()` (the data plane takes their earliest in one pass)."""
+        return (self._timers,)
 
     # ---------------------------------------------------------------------------------------- internal
 

@@ -9,6 +9,7 @@ Spot has no mark price and no positions, but a spot ticker can be pinned.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .._config import Link
 from .._timers import Deadlines
@@ -80,6 +81,10 @@ class TickerInterest:
 
     def deadline(self) -> float | None:
         return self._grace.earliest()
+
+    def queues(self) -> tuple[Deadlines[Any], ...]:
+        """The timer queues behind `deadline()` (the data plane takes their earliest in one pass)."""
+        return (self._grace,)
 
     # ----------------------------------------------------------------------------------------- answers
 
