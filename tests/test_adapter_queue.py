@@ -308,7 +308,7 @@ def test_batches_and_lazy_keys_conflate_exactly_like_keying_every_arrival(
 def test_the_inbox_hands_over_everything_at_once_and_waits_only_to_sleep() -> None:
     import asyncio
 
-    from bybit_hybrid._queue import Inbox
+    from bybit_hybrid._inbox import Inbox
 
     async def main() -> None:
         inbox: Inbox[int] = Inbox(2, asyncio.Event)
@@ -342,7 +342,7 @@ def test_the_inbox_hands_over_everything_at_once_and_waits_only_to_sleep() -> No
 def test_the_inbox_sleeps_until_a_post_or_its_deadline_and_leaves_no_timer_behind() -> None:
     import asyncio
 
-    from bybit_hybrid._queue import Inbox
+    from bybit_hybrid._inbox import Inbox
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -381,7 +381,7 @@ def test_the_inbox_sleeps_until_a_post_or_its_deadline_and_leaves_no_timer_behin
 def test_closing_the_inbox_wakes_the_loop_and_a_waiting_poster() -> None:
     import asyncio
 
-    from bybit_hybrid._queue import Inbox
+    from bybit_hybrid._inbox import Inbox
 
     async def main() -> None:
         inbox: Inbox[int] = Inbox(1, asyncio.Event)

@@ -29,9 +29,10 @@ from typing import Any
 from bybit_hybrid_core import Action, Dial, Event, Hangup, HybridCore, Link, RestCall, RestRequest, Send
 
 from ._commands import Commands
+from ._inbox import Inbox
 from ._links import Links
 from ._net import LinkStats, describe, target
-from ._queue import AsyncMailbox, Inbox
+from ._queue import AsyncMailbox
 from ._startup import LiveWatch
 from ._wallclock import WallClock
 from .config import settings
