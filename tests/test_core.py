@@ -528,6 +528,25 @@ def test_state_queries_and_snapshot_answers_reach_the_data_plane() -> None:
     assert "tickers.ETHUSDT" in s.subscribed_topics(Link.LINEAR)
 
 
+def test_an_untrack_after_a_quiet_spell_keeps_the_ticker_for_the_whole_grace_from_then() -> None:
+    # Nothing was due for a long while (the core skipped the data plane's timer pass): the grace of an
+    # untrack still starts when it is called, not at the last message or timer.
+    quiet = Timings(ticker_release_grace=30.0, topic_quiet_after=1000.0, silent_link_after=1000.0)
+    s = live(Config(topics=("publicTrade.BTCUSDT",), timings=quiet))  # no pushes: not a silent link here
+    s.core.track("ETHUSDT")
+    s.pump()
+    assert "tickers.ETHUSDT" in s.core.status()[Link.LINEAR].subscriptions
+    s.advance(101.5)  # between two of the data plane's periodic timers (REST marks, every 2 s)
+    s.core.untrack("ETHUSDT")
+    s.pump()
+    s.advance(29.0)
+    assert "tickers.ETHUSDT" in s.core.status()[Link.LINEAR].subscriptions  # in the grace from untrack
+    s.advance(2.0)
+    assert "tickers.ETHUSDT" not in s.core.status()[Link.LINEAR].subscriptions
+    (gone,) = s.of(Unsubscribed)
+    assert gone.at == 131.5 and gone.topics == ("tickers.ETHUSDT",)
+
+
 # ------------------------------------------------------------------------------------------- misuse
 
 

@@ -488,6 +488,8 @@ class HybridCore:
         due, self._plane_due = self._plane_due, _UNKNOWN
         if due is _UNKNOWN or (due is not None and due <= now):  # type: ignore[operator]
             self._data.tick(now, self.wall_ms(now))
+        else:
+            self._data.at(now)  # nothing due, but what comes next (an untrack's grace) starts from `now`
         return now
 
     def _after(self, now: float, force: bool = False) -> None:
