@@ -2,6 +2,7 @@
 
     python bench/bench_stages.py [--messages 20000] [--repeat 5] [--seed 7]
     python bench/bench_stages.py --yardstick ../shared/bench --messages 30000   # the yardstick's stream
+    python bench/bench_stages.py --one-per-read ...                            # one frame per read
 
 Each row is one stage run on its own over the same frames (best of `--repeat`, process CPU time per topic
 message): our frame reader alone; the frame reader plus the codec's `decode` of every payload; each link's
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core_stream import Entry, live_core, make_stream, rest_body
+from core_stream import TLS_RECORD, Entry, live_core, make_stream, rest_body
 
 from bybit_hybrid_core import HybridCore, Link
 from bybit_hybrid_core._codec import decode
@@ -54,11 +55,14 @@ def main() -> None:
         metavar="DIR",
         help="the shared yardstick's stream instead (DIR: ../shared/bench), fed to a public-only live core",
     )
+    parser.add_argument(
+        "--one-per-read", action="store_true", help="each frame its own read (what a quiet socket hands over)"
+    )
     args = parser.parse_args()
     if args.yardstick:
-        n, size, entries, make_core = _yardstick(args.yardstick, args.messages)
+        n, size, entries, make_core = _yardstick(args.yardstick, args.messages, args.one_per_read)
     else:
-        stream = make_stream(args.messages, args.seed)
+        stream = make_stream(args.messages, args.seed, chunk=0 if args.one_per_read else TLS_RECORD)
         body = rest_body(args.seed)
         n, size, entries = stream.messages, stream.size / stream.messages, stream.entries
 
@@ -121,7 +125,9 @@ def main() -> None:
     print(f"{'bare json.loads of the same payloads':<50} {_best(loads, args.repeat) / n * 1e6:>7.2f}")
 
 
-def _yardstick(where: str, messages: int) -> tuple[int, float, list[Entry], Callable[[], HybridCore]]:
+def _yardstick(
+    where: str, messages: int, one_per_read: bool
+) -> tuple[int, float, list[Entry], Callable[[], HybridCore]]:
     """The stream of ../shared/bench/loopback_peers.py (its `common.make_stream`), as 16 KiB reads of
     unmasked frames on the linear link, and its public-only live core (`hybrid_setup`), as its "core alone"
     row builds them."""
@@ -131,7 +137,8 @@ def _yardstick(where: str, messages: int) -> tuple[int, float, list[Entry], Call
 
     stream = shared_stream(n_updates=100_000)
     payloads = stream.messages[:messages]
-    reads = chunks(b"".join(frame(p) for p in payloads), 16384)
+    frames = [frame(p) for p in payloads]
+    reads = frames if one_per_read else chunks(b"".join(frames), TLS_RECORD)
     entries = [Entry(Link.LINEAR, data, 1.0 + i * 1e-5, 0) for i, data in enumerate(reads)]
 
     def make_core() -> HybridCore:
