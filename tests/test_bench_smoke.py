@@ -14,16 +14,21 @@ from pathlib import Path
 from repo_paths import REPO
 
 
-def test_bench_core_quick_prints_the_table() -> None:
+def bench_lines(script: str, *args: str) -> list[str]:
+    """What `bench/<script> <args>` printed, line by line; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_core.py"), "--quick"],
+        [sys.executable, str(REPO / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+def test_bench_core_quick_prints_the_table() -> None:
+    lines = bench_lines("bench_core.py", "--quick")
     assert "300 messages" in lines[0] and "process CPU time" in lines[0]
     assert lines[1].split()[:4] == ["msgs", "ev/msg", "|", "core"]
     number = r"\d+\.\d\d"
@@ -65,15 +70,7 @@ def test_bench_e2e_tiny_run_prints_its_tables(tmp_path: Path) -> None:
 
 
 def test_bench_stages_prints_each_stage_and_the_yardstick() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_stages.py"), "--messages", "300", "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = bench_lines("bench_stages.py", "--messages", "300", "--repeat", "1")
     assert lines[0].startswith("300 topic messages"), lines
     number = r"-?\d+\.\d\d"
     labels = ["frame reader", "+ decode", "+ the link", "+ the core"]
