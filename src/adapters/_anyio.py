@@ -232,7 +232,7 @@ class HybridStream(Commands):
                     await self._rest.aclose()
 
     async def _loop(self, inbox: Inbox[Item]) -> None:
-        clock, call_at, core = _clock(), _call_at(), self.core
+        clock, call_at, core, feed = _clock(), _call_at(), self.core, self._links.feed
         now = clock()
         while True:
             wall = self._wall.stepped(now)
@@ -256,13 +256,7 @@ class HybridStream(Commands):
             if not items:
                 core.tick(max(now, out.deadline or 0.0))  # an early wake-up is still due
             for item in items:
-                self._feed(*item, now=now)
-
-    def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
-        if kind == "rest":
-            self.core.rest_answer(conn, payload[0], payload[1], now)
-        elif kind != "poll":  # "poll" only wakes the loop, after a command
-            self._links.report(kind, link, conn, payload, now)
+                feed(*item, now)
 
     async def _perform(self, action: Action) -> None:
         assert self._tasks is not None

@@ -88,6 +88,14 @@ class Links(Generic[C]):
         self.close(link)
         self.core.lost(link, now, reason)
 
+    def feed(self, kind: str, link: Any, conn: Any, payload: Any, now: float) -> None:
+        """One item of an async adapter's inbox: a reader's report (`report`), a REST answer ("rest": `conn`
+        is the request, `payload` its `(status, body)`) or a wake-up after a command ("poll": nothing)."""
+        if kind == "rest":
+            self.core.rest_answer(conn, payload[0], payload[1], now)
+        elif kind != "poll":
+            self.report(kind, link, conn, payload, now)
+
     def report(self, kind: str, link: Link, conn: C, payload: Any, now: float) -> None:
         """A reader task's report on `conn`: "up", "data" (bytes) or "lost" (a reason); late ones dropped."""
         if not self.current(link, conn):

@@ -208,7 +208,7 @@ class HybridStream(Commands):
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        clock, call_at, core, inbox = loop.time, loop.call_at, self.core, self._inbox
+        clock, call_at, core, inbox, feed = loop.time, loop.call_at, self.core, self._inbox, self._links.feed
         now = clock()
         while True:
             wall = self._wall.stepped(now)
@@ -227,13 +227,7 @@ class HybridStream(Commands):
             if not items:
                 core.tick(max(now, out.deadline or 0.0))  # an early wake-up is still due
             for item in items:
-                self._feed(*item, now=now)
-
-    def _feed(self, kind: str, link: Any, conn: Any, payload: Any, *, now: float) -> None:
-        if kind == "rest":
-            self.core.rest_answer(conn, payload[0], payload[1], now)
-        elif kind != "poll":  # "poll" only wakes the loop, after a command
-            self._links.report(kind, link, conn, payload, now)
+                feed(*item, now)
 
     def _perform(self, action: Action) -> None:
         match action:

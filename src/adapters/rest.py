@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
@@ -110,9 +110,13 @@ def _client_options(
     }
 
 
-class AsyncRest:
-    """A pooled httpx.AsyncClient for one stream, on asyncio or trio. Create, use and close it inside the
-    running event loop (its connections belong to that loop); concurrent `fetch`es from tasks are fine."""
+_C = TypeVar("_C", httpx.AsyncClient, httpx.Client)
+
+
+class _Pooled(Generic[_C]):
+    """What both clients hold: the default timeout and one pooled httpx client made with our options."""
+
+    _client_class: type[_C]
 
     def __init__(
         self,
@@ -123,7 +127,14 @@ class AsyncRest:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.timeout = timeout
-        self._client = httpx.AsyncClient(**_client_options(ssl_context, proxy, trust_env, timeout))
+        self._client: _C = self._client_class(**_client_options(ssl_context, proxy, trust_env, timeout))
+
+
+class AsyncRest(_Pooled[httpx.AsyncClient]):
+    """A pooled httpx.AsyncClient for one stream, on asyncio or trio. Create, use and close it inside the
+    running event loop (its connections belong to that loop); concurrent `fetch`es from tasks are fine."""
+
+    _client_class = httpx.AsyncClient
 
     async def answer(self, request: RestRequest, timeout: float | None = None) -> RestAnswer:
         """Perform `request`; `timeout` (default: the client's) bounds the whole exchange."""
@@ -156,19 +167,10 @@ class AsyncRest:
         await self.aclose()
 
 
-class SyncRest:
+class SyncRest(_Pooled[httpx.Client]):
     """A pooled httpx.Client for one stream, blocking. Thread-safe: helper threads may fetch at once."""
 
-    def __init__(
-        self,
-        ssl_context: ssl.SSLContext,
-        *,
-        proxy: str | None = None,
-        trust_env: bool = True,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.timeout = timeout
-        self._client = httpx.Client(**_client_options(ssl_context, proxy, trust_env, timeout))
+    _client_class = httpx.Client
 
     def answer(self, request: RestRequest, timeout: float | None = None) -> RestAnswer:
         """Perform `request`. A blocking call cannot be cancelled from outside, so `timeout` bounds each
