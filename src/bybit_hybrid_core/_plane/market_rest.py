@@ -16,7 +16,7 @@ import msgspec
 
 from .._config import Link
 from .._events import FetchTickers, FetchTime, RestRequest
-from .rest import RestAnswerError, decode_answer
+from .rest import Envelope, RestAnswerError, decode_answer
 
 __all__ = ["MarketRestError", "RestMark", "parse_tickers", "parse_time", "tickers_request", "time_request"]
 
@@ -79,27 +79,13 @@ class _TickersResult(msgspec.Struct):
     list: tuple[_TickerRow, ...] = ()
 
 
-class _TickersAnswer(msgspec.Struct, rename="camel"):
-    ret_code: int
-    ret_msg: str = ""
-    result: _TickersResult | None = None
-    time: int = 0
-
-
 class _TimeResult(msgspec.Struct, rename="camel"):
     time_second: str = ""
     time_nano: str = ""
 
 
-class _TimeAnswer(msgspec.Struct, rename="camel"):
-    ret_code: int
-    ret_msg: str = ""
-    result: _TimeResult | None = None
-    time: int = 0
-
-
-_tickers = msgspec.json.Decoder(_TickersAnswer)
-_time = msgspec.json.Decoder(_TimeAnswer)
+_tickers = msgspec.json.Decoder(Envelope[_TickersResult])
+_time = msgspec.json.Decoder(Envelope[_TimeResult])
 
 
 def _mark(text: str, symbol: str) -> Decimal:
@@ -114,9 +100,7 @@ def _mark(text: str, symbol: str) -> Decimal:
 
 def parse_tickers(request: RestRequest, status: int, body: bytes, now: float) -> list[RestMark]:
     """The marks in one tickers answer (rows without a mark, e.g. spot, are left out)."""
-    answer = decode_answer(status, body, _tickers, MarketRestError)
-    result = answer.result
-    assert result is not None
+    result, server_ms = decode_answer(status, body, _tickers, MarketRestError)
     category = result.category or request.category
     if category != request.category:
         raise MarketRestError(f"asked for category {request.category!r}, got {category!r}")
@@ -125,19 +109,17 @@ def parse_tickers(request: RestRequest, status: int, body: bytes, now: float) ->
         if request.symbol and row.symbol != request.symbol:
             continue  # asked for one symbol: anything else is not an answer to it
         if row.mark_price:
-            marks.append(RestMark(category, row.symbol, _mark(row.mark_price, row.symbol), answer.time, now))
+            marks.append(RestMark(category, row.symbol, _mark(row.mark_price, row.symbol), server_ms, now))
     return marks
 
 
 def parse_time(status: int, body: bytes) -> int:
     """The exchange's time in ms from a `/v5/market/time` answer."""
-    answer = decode_answer(status, body, _time, MarketRestError)
-    assert answer.result is not None
-    nano = answer.result.time_nano
-    if nano.isdigit():
-        return int(nano) // 1_000_000
-    if answer.result.time_second.isdigit():
-        return int(answer.result.time_second) * 1000
-    if answer.time > 0:
-        return answer.time
+    result, server_ms = decode_answer(status, body, _time, MarketRestError)
+    if result.time_nano.isdigit():
+        return int(result.time_nano) // 1_000_000
+    if result.time_second.isdigit():
+        return int(result.time_second) * 1000
+    if server_ms > 0:
+        return server_ms
     raise MarketRestError("no usable time in the answer")

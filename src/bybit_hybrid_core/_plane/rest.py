@@ -14,7 +14,7 @@ exactly as it is sent, so it is built once here and never re-encoded by anyone e
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, TypeVar
+from typing import Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -45,25 +45,24 @@ class SnapshotError(RestAnswerError):
     """An answer to `/v5/position/list` that cannot be used."""
 
 
-class _Envelope(Protocol):
-    """What every Bybit V5 REST answer carries around its `result`."""
-
-    @property
-    def ret_code(self) -> int: ...
-    @property
-    def ret_msg(self) -> str: ...
-    @property
-    def result(self) -> object: ...
+_R = TypeVar("_R")
 
 
-_A = TypeVar("_A", bound=_Envelope)
+class Envelope(msgspec.Struct, Generic[_R], rename="camel"):
+    """What every Bybit V5 REST answer carries around its `result` (`Envelope[TheResult]` to decode one)."""
+
+    ret_code: int
+    ret_msg: str = ""
+    result: _R | None = None
+    time: int = 0  # the server's time of the answer, ms
 
 
 def decode_answer(
-    status: int, body: bytes, decoder: msgspec.json.Decoder[_A], error: type[RestAnswerError]
-) -> _A:
-    """The decoded answer of a REST call, checked like every Bybit V5 answer: an HTTP 200, JSON of the
-    expected shape, `retCode` 0 and a `result`. Raises `error` naming what was wrong, in our own words."""
+    status: int, body: bytes, decoder: msgspec.json.Decoder[Envelope[_R]], error: type[RestAnswerError]
+) -> tuple[_R, int]:
+    """The `result` of a REST call and the answer's server `time` (ms), checked like every Bybit V5 answer:
+    an HTTP 200, JSON of the expected shape, `retCode` 0 and a `result`. Raises `error` naming what was
+    wrong, in our own words."""
     if status == 0:
         raise error("transport failure (no HTTP answer)")
     if status != 200:
@@ -78,7 +77,7 @@ def decode_answer(
         raise error(f"retCode {answer.ret_code}: {answer.ret_msg or '(no retMsg)'}")
     if answer.result is None:
         raise error("retCode 0 but no result")
-    return answer
+    return answer.result, answer.time
 
 
 class PositionPage(msgspec.Struct, frozen=True):
@@ -167,14 +166,7 @@ class _Result(msgspec.Struct, rename="camel"):
     category: str = ""
 
 
-class _Answer(msgspec.Struct, rename="camel"):
-    ret_code: int
-    ret_msg: str = ""
-    result: _Result | None = None
-    time: int = 0
-
-
-_decoder = msgspec.json.Decoder(_Answer, dec_hook=dec_hook)
+_decoder = msgspec.json.Decoder(Envelope[_Result], dec_hook=dec_hook)
 
 
 def parse_page(request: RestRequest, status: int, body: bytes, now: float) -> PositionPage:
@@ -183,9 +175,7 @@ def parse_page(request: RestRequest, status: int, body: bytes, now: float) -> Po
     The rows' own mark prices are stamped with the answer's server `time` (the mark is current as of the
     answer) and with `now`, when it arrived.
     """
-    answer = decode_answer(status, body, _decoder, SnapshotError)
-    result = answer.result
-    assert result is not None  # decode_answer refuses an answer without one
+    result, server_ms = decode_answer(status, body, _decoder, SnapshotError)
     category = result.category or request.category
     if category != request.category:
         raise SnapshotError(f"asked for category {request.category!r}, got {category!r}")
@@ -200,7 +190,7 @@ def parse_page(request: RestRequest, status: int, body: bytes, now: float) -> Po
     for row in result.list:
         position = to_position(category, row, row.avg_price)
         position = msgspec.structs.replace(position, seq=_integer(row.seq))
-        mark = None if row.mark_price is None else (row.mark_price, answer.time or row.updated_time, now)
+        mark = None if row.mark_price is None else (row.mark_price, server_ms or row.updated_time, now)
         rows.append((position, mark))
     return PositionPage(rows=tuple(rows), next_cursor=result.next_page_cursor)
 
