@@ -371,11 +371,10 @@ def test_cutover_with_a_share_hands_the_symbols_outside_it_to_rest(start: str) -
     assert {e.source for e in late if e.key == BTC} == {"ticker"}
 
 
-def test_a_hand_over_waits_for_the_new_driver_to_be_current() -> None:
-    """To the stream while its book is behind (the private link down, a close it has not seen): REST keeps
-    driving until the stream is current; to REST while the stream is behind: REST's fresh poll closes it."""
-    sim = simulation("canary")
-    ex, view = sim.exchange, AppView()
+def close_while_the_stream_is_behind(sim: Simulation) -> None:
+    """Two positions open; the private link goes down and stays down (geo-blocked); ETHUSDT closes 0.5 s
+    later, and 3 s pass: REST has seen the close, the stream's book has not."""
+    ex = sim.exchange
     ex.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
     ex.open_position("ETHUSDT", side="Sell", size="2", price="3500")
     sim.advance(10.0)
@@ -383,7 +382,15 @@ def test_a_hand_over_waits_for_the_new_driver_to_be_current() -> None:
     ex.drop_link("private", close_frame=False)
     sim.advance(0.5)
     ex.close_position("ETHUSDT")
-    sim.advance(3.0)  # REST polled: the handler knows ETHUSDT closed; the stream's book does not
+    sim.advance(3.0)
+
+
+def test_a_hand_over_waits_for_the_new_driver_to_be_current() -> None:
+    """To the stream while its book is behind (the private link down, a close it has not seen): REST keeps
+    driving until the stream is current; to REST while the stream is behind: REST's fresh poll closes it."""
+    sim = simulation("canary")
+    ex, view = sim.exchange, AppView()
+    close_while_the_stream_is_behind(sim)  # REST polled: the handler knows ETHUSDT closed; the stream not
     view.check(sim, "closed while the private link is down")
     sim.core.set_mode("production")
     sim.advance(3.0)  # before the positions fallback (10 s) could bring the stream's book up to date
@@ -398,14 +405,7 @@ def test_a_hand_over_waits_for_the_new_driver_to_be_current() -> None:
     # and back: the stream behind again (private down, fallback far off), REST's first poll closes it
     sim = simulation("production", positions_fallback_after=1000.0)
     ex, view = sim.exchange, AppView()
-    ex.open_position("BTCUSDT", side="Buy", size="0.5", price="67000")
-    ex.open_position("ETHUSDT", side="Sell", size="2", price="3500")
-    sim.advance(10.0)
-    ex.geo_block()
-    ex.drop_link("private", close_frame=False)
-    sim.advance(0.5)
-    ex.close_position("ETHUSDT")
-    sim.advance(3.0)
+    close_while_the_stream_is_behind(sim)
     sim.core.set_mode("rest")
     sim.advance(3.0)
     view.check(sim, "handed to REST")
